@@ -1,0 +1,12 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["packages/*/test/**/*.test.ts", "test/**/*.test.ts"],
+    testTimeout: 20_000,
+    hookTimeout: 20_000,
+    // Integration suites each start their own daemon on their own socket.
+    fileParallelism: true,
+    reporters: ["default", ["json", { outputFile: ".vitest-report.json" }]],
+  },
+});
