@@ -1,0 +1,26 @@
+/** What went wrong, independent of the transport; mapped to a gRPC code at the edge. */
+export type ErrorCode =
+  | "invalid_argument"
+  | "not_found"
+  | "already_exists"
+  | "permission_denied"
+  | "failed_precondition"
+  | "resource_exhausted"
+  | "out_of_range"
+  | "unavailable";
+
+/** The one error type of the daemon: a code and a sentence a person can act on. */
+export class ProcmonError extends Error {
+  override readonly name = "ProcmonError";
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+/** The error for an unknown process name. */
+export function notFound(name: string): ProcmonError {
+  return new ProcmonError("not_found", `process "${name}" does not exist`);
+}

@@ -1,0 +1,36 @@
+import type { OutputStreamName } from "./spawner.js";
+import type { ExitStatus, ProcessSpec, StopReason } from "./types.js";
+
+/** What happened; each kind is named after the API's Event field. */
+export type EventBody =
+  | { readonly kind: "added"; readonly spec: ProcessSpec }
+  | { readonly kind: "removed" }
+  | { readonly kind: "started"; readonly pid: number }
+  | {
+      readonly kind: "exited";
+      readonly pid: number;
+      readonly status: ExitStatus;
+      /** Died before its threshold: the restart waits with backoff. */
+      readonly instant: boolean;
+    }
+  | { readonly kind: "restartScheduled"; readonly delayMs: number; readonly atWallMs: number }
+  | {
+      readonly kind: "stopping";
+      readonly pid: number;
+      readonly signal: "SIGTERM";
+      readonly reason: StopReason;
+    }
+  | { readonly kind: "killed"; readonly pid: number; readonly signal: "SIGKILL" }
+  | { readonly kind: "spawnFailed"; readonly error: string }
+  | {
+      readonly kind: "output";
+      readonly stream: OutputStreamName;
+      readonly line: string;
+      readonly partial: boolean;
+    };
+
+/** One thing that happened to a process, as the core reports it (unnumbered). */
+export type CoreEvent = EventBody & { readonly process: string };
+
+/** Where the core reports events: called after the state it describes is in place. */
+export type EventSink = (event: CoreEvent) => void;

@@ -1,0 +1,72 @@
+/** Which pipe a line of output came from. */
+export type OutputStreamName = "stdout" | "stderr";
+
+/** The signals the core sends. */
+export type StopSignal = "SIGTERM" | "SIGKILL";
+
+/** How a child ended: exactly one of `code` and `signal` is set. */
+export interface ChildExit {
+  /** The exit code, when it exited by itself. */
+  readonly code: number | null;
+  /** The signal's name (`"SIGKILL"`), when a signal ended it. */
+  readonly signal: string | null;
+}
+
+/** What to run: the parts of a process spec that the spawner needs. */
+export interface SpawnRequest {
+  /** argv; `args[0]` is a path or a bare name looked up on PATH. Never a shell. */
+  readonly args: readonly string[];
+  /** Variables set over the base environment. */
+  readonly env: Readonly<Record<string, string>>;
+  /** Start from an empty environment instead of the daemon's. */
+  readonly clearEnv: boolean;
+  /** Working directory; empty for the daemon's. */
+  readonly cwd: string;
+  /** User id to run as; undefined for the daemon's. */
+  readonly uid?: number | undefined;
+  /** Group id to run as; undefined for the daemon's. */
+  readonly gid?: number | undefined;
+}
+
+/** Callbacks from a running child into the core. */
+export interface ChildHandlers {
+  /**
+   * Called once, when the child itself has exited (not when its pipes close:
+   * a grandchild may hold them open for ever).
+   */
+  onExit(exit: ChildExit): void;
+  /** Called for each line of output, without its newline, in order per stream. */
+  onOutput(stream: OutputStreamName, line: string, partial: boolean): void;
+}
+
+/** A running child: the leader of its own process group. */
+export interface Child {
+  /** Its pid, which is also its process group id. */
+  readonly pid: number;
+  /**
+   * Sends `signal` to the child's whole process group. A no-op once the child
+   * has exited, so that a reused pid is never signalled.
+   */
+  signal(signal: StopSignal): void;
+}
+
+/** Starts children, as Twisted's reactor.spawnProcess does. */
+export interface Spawner {
+  /**
+   * Starts a child in a new process group.
+   * @throws SpawnError when the process cannot be started (ENOENT, EACCES, EAGAIN...).
+   */
+  spawn(request: SpawnRequest, handlers: ChildHandlers): Child;
+}
+
+/** A child that could not be started; the core treats it as an instant death. */
+export class SpawnError extends Error {
+  override readonly name = "SpawnError";
+  /** The errno code, such as `"ENOENT"`. */
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.code = code;
+  }
+}
