@@ -1,0 +1,224 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { accessSync, constants, statSync } from "node:fs";
+import type { Readable } from "node:stream";
+import {
+  type Child,
+  type ChildExit,
+  type ChildHandlers,
+  type OutputStreamName,
+  SpawnError,
+  type Spawner,
+  type SpawnRequest,
+  type StopSignal,
+} from "../core/spawner.js";
+import { effectivePath, lookupExecutable } from "./executable.js";
+import { LineSplitter } from "./line-splitter.js";
+
+/** Options of {@link NodeSpawner}. */
+export interface NodeSpawnerOptions {
+  /**
+   * How long to wait, once a child has exited, for its pipes to close before reporting the exit
+   * anyway (a grandchild may hold them open). Defaults to 100.
+   */
+  readonly exitGraceMs?: number | undefined;
+}
+
+/** Starts children with node:child_process, each the leader of its own process group. */
+export class NodeSpawner implements Spawner {
+  readonly #exitGraceMs: number;
+
+  constructor(options: NodeSpawnerOptions = {}) {
+    this.#exitGraceMs = options.exitGraceMs ?? 100;
+  }
+
+  spawn(request: SpawnRequest, handlers: ChildHandlers): Child {
+    const file = request.args[0] ?? "";
+    const lookup = lookupExecutable(file, {
+      pathEnv: effectivePath(request.env, request.clearEnv),
+      cwd: request.cwd,
+    });
+    if (!lookup.found) throw new SpawnError(lookup.errno, lookup.message);
+
+    let child: ChildProcess;
+    try {
+      child = spawn(lookup.path, request.args.slice(1), {
+        argv0: file,
+        env: request.clearEnv ? request.env : { ...process.env, ...request.env },
+        cwd: request.cwd || undefined,
+        uid: request.uid,
+        gid: request.gid,
+        // setsid(): its own process group, so that a signal reaches everything it started.
+        detached: true,
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+    } catch (err) {
+      throw synchronousFailure(file, request, err);
+    }
+
+    const pid = child.pid;
+    if (pid === undefined) {
+      // The 'error' event still comes, on the next tick; this failure is reported here instead.
+      child.on("error", () => {});
+      throw deferredFailure(file, lookup.path, request, child);
+    }
+    return new NodeChild(child, pid, handlers, this.#exitGraceMs);
+  }
+}
+
+/** A started child: reads its output and reports its exit once. */
+class NodeChild implements Child {
+  readonly pid: number;
+  #exited = false;
+
+  constructor(child: ChildProcess, pid: number, handlers: ChildHandlers, exitGraceMs: number) {
+    this.pid = pid;
+    let openPipes = 0;
+    let exit: ChildExit | undefined;
+    let graceTimer: NodeJS.Timeout | undefined;
+    let reported = false;
+    const report = (): void => {
+      if (reported || exit === undefined) return;
+      reported = true;
+      clearTimeout(graceTimer);
+      handlers.onExit(exit);
+    };
+
+    const read = (name: OutputStreamName, stream: Readable | null): void => {
+      if (stream === null) return;
+      openPipes++;
+      const lines = new LineSplitter((line, partial) => handlers.onOutput(name, line, partial));
+      stream.on("data", (chunk: Buffer) => lines.push(chunk));
+      // A read error destroys the stream, and 'close' follows: nothing more to do.
+      stream.on("error", () => {});
+      stream.on("close", () => {
+        lines.end();
+        openPipes--;
+        if (openPipes === 0) report();
+      });
+    };
+    read("stdout", child.stdout);
+    read("stderr", child.stderr);
+
+    // Only kill() emits 'error' once a child has started, and signal() does not use it.
+    child.on("error", () => {});
+    child.on("exit", (code, signal) => {
+      // Its pid is reaped from here on and may be reused: never signal it again.
+      this.#exited = true;
+      exit = { code, signal };
+      // Pipes normally close at once, and waiting for them flushes the last partial line first.
+      if (openPipes === 0) report();
+      else graceTimer = setTimeout(report, exitGraceMs);
+    });
+  }
+
+  signal(signal: StopSignal): void {
+    if (this.#exited) return;
+    try {
+      process.kill(-this.pid, signal);
+    } catch (err) {
+      // Nothing left in the group to signal, which is what a stop wants anyway.
+      if ((err as NodeJS.ErrnoException).code !== "ESRCH") throw err;
+    }
+  }
+}
+
+/** A failure that spawn() threw: its errno (EPERM for a uid switch, E2BIG...) or a bad argument. */
+function synchronousFailure(file: string, request: SpawnRequest, err: unknown): SpawnError {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === undefined || !/^E[A-Z0-9]+$/.test(code)) {
+    // Node's argument validation (a NUL byte in an argument, say): the request itself is bad.
+    const reason = err instanceof Error ? err.message : String(err);
+    return new SpawnError("EINVAL", `cannot spawn "${file}": ${reason}`, { cause: err });
+  }
+  const as = runAs(request);
+  return new SpawnError(code, `cannot spawn "${file}"${as}: ${errnoText(code)}`, { cause: err });
+}
+
+/**
+ * Node 20 reports ENOENT, EACCES, EAGAIN, EMFILE and ENFILE only through an 'error' event on the
+ * next tick (lib/internal/child_process.js), after spawn() has returned without a pid. Spawner
+ * callers need the failure now, so infer which it was from what can be seen synchronously.
+ */
+function deferredFailure(
+  file: string,
+  resolved: string,
+  request: SpawnRequest,
+  child: ChildProcess,
+): SpawnError {
+  // On EMFILE and ENFILE, Node stops before it sets the pipes up.
+  if (child.stdout === null) {
+    return new SpawnError("EMFILE", `cannot spawn "${file}": ${errnoText("EMFILE")}`);
+  }
+  // libuv reports the child's chdir() and execve() failures as the spawn's.
+  if (request.cwd !== "") {
+    const problem = directoryProblem(request.cwd);
+    if (problem !== undefined) {
+      const reason = `working directory "${request.cwd}": ${errnoText(problem)}`;
+      return new SpawnError(problem, `cannot spawn "${file}": ${reason}`);
+    }
+  }
+  const again = lookupExecutable(file, {
+    pathEnv: effectivePath(request.env, request.clearEnv),
+    cwd: request.cwd,
+  });
+  if (!again.found) return new SpawnError(again.errno, again.message);
+  if (!executableAs(resolved, request)) {
+    return new SpawnError("EACCES", `executable "${resolved}" is not executable${runAs(request)}`);
+  }
+  return new SpawnError(
+    "EAGAIN",
+    `cannot spawn "${file}"${runAs(request)}: ${errnoText("EAGAIN")}`,
+  );
+}
+
+function directoryProblem(dir: string): string | undefined {
+  try {
+    if (!statSync(dir).isDirectory()) return "ENOTDIR";
+    accessSync(dir, constants.X_OK);
+    return undefined;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code ?? "ENOENT";
+  }
+}
+
+/**
+ * Whether the mode bits let the child's uid and gid execute `file`. The daemon's own access check
+ * already passed; this catches the file that only a switched-to user cannot run.
+ */
+function executableAs(file: string, request: SpawnRequest): boolean {
+  if (request.uid === undefined && request.gid === undefined) return true;
+  const uid = request.uid ?? process.getuid?.();
+  const gid = request.gid ?? process.getgid?.();
+  if (uid === 0) return true;
+  try {
+    const { mode, uid: owner, gid: group } = statSync(file);
+    if (uid === owner) return (mode & 0o100) !== 0;
+    if (gid === group) return (mode & 0o010) !== 0;
+    return (mode & 0o001) !== 0;
+  } catch {
+    return false;
+  }
+}
+
+function runAs(request: SpawnRequest): string {
+  const parts: string[] = [];
+  if (request.uid !== undefined) parts.push(`uid ${request.uid}`);
+  if (request.gid !== undefined) parts.push(`gid ${request.gid}`);
+  return parts.length === 0 ? "" : ` as ${parts.join(" and ")}`;
+}
+
+const ERRNO_TEXT: Readonly<Record<string, string>> = {
+  EACCES: "permission denied",
+  EAGAIN: "resource temporarily unavailable (too many processes?)",
+  EMFILE: "too many open files",
+  ENFILE: "too many open files in the system",
+  ENOENT: "no such file or directory",
+  ENOTDIR: "not a directory",
+  EPERM: "operation not permitted",
+  E2BIG: "argument list too long",
+  ENOEXEC: "exec format error",
+};
+
+function errnoText(code: string): string {
+  return ERRNO_TEXT[code] ?? code;
+}
