@@ -1,0 +1,186 @@
+import {
+  create,
+  type DescMessage,
+  type DescMethodServerStreaming,
+  type DescMethodUnary,
+  fromBinary,
+  type MessageInitShape,
+  type MessageShape,
+  toBinary,
+} from "@bufbuild/protobuf";
+import { Client, credentials, type CallOptions as GrpcCallOptions, Metadata } from "@grpc/grpc-js";
+import { ProcmonError } from "./errors.js";
+import {
+  type Event,
+  type Process,
+  ProcessMonitor,
+  type ProcessSpecSchema,
+  type WatchEventsRequestSchema,
+} from "./gen/procmon/v1/procmon_pb.js";
+import { defaultSocketPath } from "./socket.js";
+
+/** How to reach procmond. */
+export interface ClientOptions {
+  /** The daemon's unix socket. Defaults to PROCMON_SOCKET, then the per-user default path. */
+  readonly socket?: string;
+  /** The deadline of every call that sets none, in ms. Defaults to none (streams never time out). */
+  readonly timeoutMs?: number;
+}
+
+/** Per-call options. */
+export interface CallOptions {
+  /** Aborting it cancels the call, which then rejects with CANCELLED. */
+  readonly signal?: AbortSignal;
+  /** Deadline in ms from now; overrides the client's. */
+  readonly timeoutMs?: number;
+}
+
+/** A process spec as a plain object or a message. */
+export type ProcessSpecInit = MessageInitShape<typeof ProcessSpecSchema>;
+/** WatchEvents' request as a plain object. */
+export type WatchEventsInit = MessageInitShape<typeof WatchEventsRequestSchema>;
+
+/** The answer of ListProcesses. */
+export interface ProcessList {
+  /** Every process, sorted by name. */
+  readonly processes: Process[];
+  /** The seq of the last event the snapshot reflects: resume a watch from it. */
+  readonly lastEventSeq: bigint;
+}
+
+/** A typed procmon client: one async method per RPC. */
+export interface ProcmonClient {
+  /** The socket this client dials. */
+  readonly socket: string;
+  /** Registers a process and starts it; resolves with it running. */
+  addProcess(spec: ProcessSpecInit, options?: CallOptions): Promise<Process>;
+  /** Stops and forgets a process; resolves with its final state once it has exited. */
+  removeProcess(name: string, options?: CallOptions): Promise<Process>;
+  /** Starts a stopped process (or one in backoff, now). */
+  startProcess(name: string, options?: CallOptions): Promise<Process>;
+  /** Stops a process and keeps it stopped; resolves once it has exited. */
+  stopProcess(name: string, options?: CallOptions): Promise<Process>;
+  /** Stops a process and starts it again at once. */
+  restartProcess(name: string, options?: CallOptions): Promise<Process>;
+  /** Restarts every running or backing-off process at once. */
+  restartAll(options?: CallOptions): Promise<Process[]>;
+  /** Returns one process. */
+  getProcess(name: string, options?: CallOptions): Promise<Process>;
+  /** Returns every process and the seq of the last event the snapshot reflects. */
+  listProcesses(options?: CallOptions): Promise<ProcessList>;
+  /** The raw WatchEvents stream: events until aborted or the daemon ends it. */
+  watchEvents(request?: WatchEventsInit, options?: CallOptions): AsyncIterable<Event>;
+  /** Closes the connection. */
+  close(): void;
+}
+
+/** Creates a client of the procmond listening on `options.socket`. */
+export function createClient(options: ClientOptions = {}): ProcmonClient {
+  const socket = options.socket ?? defaultSocketPath();
+  const grpc = new Client(`unix:${socket}`, credentials.createInsecure(), {
+    // Fail fast when nobody listens rather than retrying for the whole deadline.
+    "grpc.enable_retries": 0,
+  });
+
+  function callOptions(options: CallOptions | undefined): GrpcCallOptions {
+    const timeoutMs = options?.timeoutMs ?? optionsTimeout;
+    return timeoutMs === undefined ? {} : { deadline: Date.now() + timeoutMs };
+  }
+  const optionsTimeout = options.timeoutMs;
+
+  function unary<I extends DescMessage, O extends DescMessage>(
+    method: DescMethodUnary<I, O>,
+    input: MessageInitShape<I>,
+    options: CallOptions | undefined,
+  ): Promise<MessageShape<O>> {
+    return new Promise((resolve, reject) => {
+      const signal = options?.signal;
+      if (signal?.aborted) {
+        reject(ProcmonError.from(abortError(signal)));
+        return;
+      }
+      const call = grpc.makeUnaryRequest(
+        `/${ProcessMonitor.typeName}/${method.name}`,
+        (message: MessageShape<I>) => Buffer.from(toBinary(method.input, message)),
+        (bytes: Buffer) => fromBinary(method.output, bytes),
+        create(method.input, input),
+        new Metadata(),
+        callOptions(options),
+        (err, response) => {
+          signal?.removeEventListener("abort", onAbort);
+          if (err || response === undefined) reject(ProcmonError.from(err, socket));
+          else resolve(response);
+        },
+      );
+      const onAbort = () => call.cancel();
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+  function serverStream<I extends DescMessage, O extends DescMessage>(
+    method: DescMethodServerStreaming<I, O>,
+    input: MessageInitShape<I>,
+    options: CallOptions | undefined,
+  ): AsyncIterable<MessageShape<O>> {
+    return {
+      async *[Symbol.asyncIterator]() {
+        const signal = options?.signal;
+        if (signal?.aborted) throw ProcmonError.from(abortError(signal));
+        const call = grpc.makeServerStreamRequest(
+          `/${ProcessMonitor.typeName}/${method.name}`,
+          (message: MessageShape<I>) => Buffer.from(toBinary(method.input, message)),
+          (bytes: Buffer) => fromBinary(method.output, bytes),
+          create(method.input, input),
+          new Metadata(),
+          callOptions(options),
+        );
+        const onAbort = () => call.cancel();
+        signal?.addEventListener("abort", onAbort, { once: true });
+        try {
+          for await (const message of call) yield message as MessageShape<O>;
+        } catch (err) {
+          throw ProcmonError.from(err, socket);
+        } finally {
+          signal?.removeEventListener("abort", onAbort);
+          call.cancel();
+        }
+      },
+    };
+  }
+
+  const m = ProcessMonitor.method;
+  const processOf = async (p: Promise<{ process?: Process | undefined }>): Promise<Process> => {
+    const { process } = await p;
+    if (!process) throw new ProcmonError(13, "procmond answered without a process");
+    return process;
+  };
+
+  return {
+    socket,
+    addProcess: (spec, o) => processOf(unary(m.addProcess, { process: spec }, o)),
+    removeProcess: (name, o) => processOf(unary(m.removeProcess, { name }, o)),
+    startProcess: (name, o) => processOf(unary(m.startProcess, { name }, o)),
+    stopProcess: (name, o) => processOf(unary(m.stopProcess, { name }, o)),
+    restartProcess: (name, o) => processOf(unary(m.restartProcess, { name }, o)),
+    restartAll: async (o) => (await unary(m.restartAll, {}, o)).processes,
+    getProcess: (name, o) => processOf(unary(m.getProcess, { name }, o)),
+    listProcesses: async (o) => {
+      const { processes, lastEventSeq } = await unary(m.listProcesses, {}, o);
+      return { processes, lastEventSeq };
+    },
+    watchEvents: (request = {}, o) => {
+      const stream = serverStream(m.watchEvents, request, o);
+      return {
+        async *[Symbol.asyncIterator]() {
+          for await (const { event } of stream) if (event) yield event;
+        },
+      };
+    },
+    close: () => grpc.close(),
+  };
+}
+
+function abortError(signal: AbortSignal): Error & { code: number; details: string } {
+  const reason = signal.reason instanceof Error ? signal.reason.message : "aborted";
+  return Object.assign(new Error(reason), { code: 1, details: `call cancelled: ${reason}` });
+}

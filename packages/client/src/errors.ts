@@ -1,0 +1,80 @@
+import { status } from "@grpc/grpc-js";
+
+/** gRPC status codes, by name. */
+export const Code = status;
+/** A gRPC status code. */
+export type Code = status;
+
+/** The name of a gRPC code, such as "NOT_FOUND". */
+export function codeName(code: Code): string {
+  return status[code] ?? `CODE_${code}`;
+}
+
+function isServiceError(err: unknown): err is Error & { code: number; details: string } {
+  return (
+    err instanceof Error &&
+    typeof (err as { code?: unknown }).code === "number" &&
+    typeof (err as { details?: unknown }).details === "string"
+  );
+}
+
+/** The one error every client call throws: the gRPC code and the server's sentence. */
+export class ProcmonError extends Error {
+  override readonly name = "ProcmonError";
+  /** The gRPC status code. */
+  readonly code: Code;
+
+  constructor(code: Code, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.code = code;
+  }
+
+  /** Wraps anything thrown by grpc-js (or elsewhere) as a ProcmonError. */
+  static from(err: unknown, socket?: string): ProcmonError {
+    if (err instanceof ProcmonError) return err;
+    if (isServiceError(err)) {
+      if (
+        err.code === status.UNAVAILABLE &&
+        socket !== undefined &&
+        !err.details.includes("procmond")
+      ) {
+        return new ProcmonError(
+          status.UNAVAILABLE,
+          `cannot connect to procmond at ${socket}: is it running? (${err.details})`,
+          { cause: err },
+        );
+      }
+      return new ProcmonError(err.code, err.details || codeName(err.code), { cause: err });
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    return new ProcmonError(status.UNKNOWN, message, { cause: err });
+  }
+}
+
+/** True if `err` is a ProcmonError with `code`. */
+export function hasCode(err: unknown, code: Code): err is ProcmonError {
+  return err instanceof ProcmonError && err.code === code;
+}
+
+/** True for NOT_FOUND: no process of that name. */
+export const isNotFound = (err: unknown): err is ProcmonError => hasCode(err, status.NOT_FOUND);
+/** True for ALREADY_EXISTS: the name is in use. */
+export const isAlreadyExists = (err: unknown): err is ProcmonError =>
+  hasCode(err, status.ALREADY_EXISTS);
+/** True for INVALID_ARGUMENT: the request was rejected, nothing changed. */
+export const isInvalidArgument = (err: unknown): err is ProcmonError =>
+  hasCode(err, status.INVALID_ARGUMENT);
+/** True for PERMISSION_DENIED: the daemon cannot switch to that uid/gid. */
+export const isPermissionDenied = (err: unknown): err is ProcmonError =>
+  hasCode(err, status.PERMISSION_DENIED);
+/** True for UNAVAILABLE: the daemon is not reachable or shutting down. */
+export const isUnavailable = (err: unknown): err is ProcmonError =>
+  hasCode(err, status.UNAVAILABLE);
+/** True for OUT_OF_RANGE: a watch cannot resume from that seq; list again. */
+export const isOutOfRange = (err: unknown): err is ProcmonError =>
+  hasCode(err, status.OUT_OF_RANGE);
+/** True for DEADLINE_EXCEEDED: the call's timeout passed. */
+export const isDeadlineExceeded = (err: unknown): err is ProcmonError =>
+  hasCode(err, status.DEADLINE_EXCEEDED);
+/** True for CANCELLED: the call was aborted. */
+export const isCancelled = (err: unknown): err is ProcmonError => hasCode(err, status.CANCELLED);

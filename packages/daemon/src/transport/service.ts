@@ -1,0 +1,142 @@
+import { create } from "@bufbuild/protobuf";
+import {
+  Metadata,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+  type sendUnaryData,
+  status,
+} from "@grpc/grpc-js";
+import {
+  type AddProcessRequest,
+  AddProcessResponseSchema,
+  type GetProcessRequest,
+  GetProcessResponseSchema,
+  ListProcessesResponseSchema,
+  type Process,
+  type ProcessMonitor,
+  RemoveProcessResponseSchema,
+  RestartAllResponseSchema,
+  type RestartProcessRequest,
+  RestartProcessResponseSchema,
+  type StartProcessRequest,
+  StartProcessResponseSchema,
+  type StopProcessRequest,
+  StopProcessResponseSchema,
+  type WatchEventsRequest,
+  type WatchEventsResponse,
+  WatchEventsResponseSchema,
+} from "@procmon/client/gen/procmon/v1/procmon_pb.js";
+import type { GrpcServiceImplementation } from "@procmon/client/grpc";
+import { validateSpec } from "../adapters/validate-spec.js";
+import { ProcmonError } from "../core/errors.js";
+import type { Logger } from "../core/logger.js";
+import type { Supervisor } from "../core/supervisor.js";
+import type { Policy, ProcessView } from "../core/types.js";
+import type { EventLog } from "../events/event-log.js";
+import { eventToProto, processToProto } from "./convert.js";
+import { statusError, toServiceError } from "./errors.js";
+
+/** What the ProcessMonitor service delegates to. */
+export interface ServiceDeps {
+  readonly supervisor: Supervisor;
+  readonly events: EventLog;
+  /** The daemon's default timings, filled into specs that leave them unset. */
+  readonly defaults: Policy;
+  /** The daemon's own uid and gid: other ids need a root daemon. */
+  readonly identity: { readonly uid: number; readonly gid: number };
+  readonly logger: Logger;
+}
+
+type Handler<Req, Res> = (request: Req) => Res | Promise<Res>;
+
+/**
+ * The procmon.v1.ProcessMonitor handlers, keyed by method local name: each one
+ * converts, delegates to the supervisor, and maps errors to gRPC statuses.
+ */
+export function processMonitorService(
+  deps: ServiceDeps,
+): GrpcServiceImplementation<typeof ProcessMonitor> {
+  const { supervisor, events, logger } = deps;
+
+  function unary<Req, Res>(handler: Handler<Req, Res>) {
+    return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
+      new Promise<Res>((resolve) => resolve(handler(call.request))).then(
+        (response) => callback(null, response),
+        (err: unknown) => callback(toServiceError(err, logger)),
+      );
+    };
+  }
+
+  const name = (request: { name: string }): string => {
+    if (request.name === "") throw new ProcmonError("invalid_argument", "name is required");
+    return request.name;
+  };
+  const one = (view: ProcessView): { process: Process } => ({ process: processToProto(view) });
+
+  return {
+    addProcess: unary((request: AddProcessRequest) => {
+      const spec = validateSpec(request.process, {
+        defaults: deps.defaults,
+        daemonUid: deps.identity.uid,
+        daemonGid: deps.identity.gid,
+      });
+      return create(AddProcessResponseSchema, one(supervisor.add(spec)));
+    }),
+    removeProcess: unary(async (request: { name: string }) =>
+      create(RemoveProcessResponseSchema, one(await supervisor.remove(name(request)))),
+    ),
+    startProcess: unary(async (request: StartProcessRequest) =>
+      create(StartProcessResponseSchema, one(await supervisor.start(name(request)))),
+    ),
+    stopProcess: unary(async (request: StopProcessRequest) =>
+      create(StopProcessResponseSchema, one(await supervisor.stop(name(request)))),
+    ),
+    restartProcess: unary(async (request: RestartProcessRequest) =>
+      create(RestartProcessResponseSchema, one(await supervisor.restart(name(request)))),
+    ),
+    restartAll: unary(async () => {
+      const views = await supervisor.restartAll();
+      return create(RestartAllResponseSchema, { processes: views.map(processToProto) });
+    }),
+    getProcess: unary((request: GetProcessRequest) =>
+      create(GetProcessResponseSchema, one(supervisor.get(name(request)))),
+    ),
+    listProcesses: unary(() =>
+      create(ListProcessesResponseSchema, {
+        // Read together, synchronously: the snapshot reflects exactly the events up to lastSeq.
+        processes: supervisor.list().map(processToProto),
+        lastEventSeq: events.lastSeq,
+      }),
+    ),
+    watchEvents: (call: ServerWritableStream<WatchEventsRequest, WatchEventsResponse>) => {
+      const request = call.request;
+      if (request.afterSeq !== undefined && request.afterSeq !== events.lastSeq) {
+        call.destroy(
+          statusError(
+            status.OUT_OF_RANGE,
+            `after_seq ${request.afterSeq} cannot be resumed: the last event is ${events.lastSeq}`,
+          ),
+        );
+        return;
+      }
+      const unsubscribe = events.subscribe(
+        { names: new Set(request.names), includeOutput: request.includeOutput },
+        {
+          onEvent: (logged) => {
+            call.write(
+              create(WatchEventsResponseSchema, {
+                event: eventToProto(logged.event, logged.seq, logged.timeWallMs),
+              }),
+            );
+          },
+          onClose: () => call.end(),
+        },
+      );
+      call.on("cancelled", unsubscribe);
+      call.on("close", unsubscribe);
+      call.on("error", unsubscribe);
+      // The subscription is in place: send the headers now so the client knows it is live.
+      call.sendMetadata(new Metadata());
+    },
+  };
+}
