@@ -1,1 +1,53 @@
-export {};
+import { readFileSync } from "node:fs";
+import { ProcmonError } from "./core/errors.js";
+import { createLogger, startDaemon } from "./daemon.js";
+import { parseFlags, USAGE } from "./flags.js";
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
+async function main(): Promise<void> {
+  let parsed: ReturnType<typeof parseFlags>;
+  try {
+    parsed = parseFlags(process.argv.slice(2), process.env);
+  } catch (err) {
+    process.stderr.write(`procmond: ${(err as Error).message}\n\n${USAGE}\n`);
+    process.exit(2);
+  }
+  if (parsed.kind === "help") {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  if (parsed.kind === "version") {
+    process.stdout.write(`procmond ${version()}\n`);
+    return;
+  }
+  const logger = createLogger(parsed.options.logLevel);
+  let daemon: Awaited<ReturnType<typeof startDaemon>>;
+  try {
+    daemon = await startDaemon(parsed.options, { logger });
+  } catch (err) {
+    const message = err instanceof ProcmonError ? err.message : String(err);
+    logger.fatal({ err }, message);
+    process.stderr.write(`procmond: ${message}\n`);
+    process.exit(1);
+  }
+  const stop = (signal: string) => {
+    logger.info({ signal }, "signal received");
+    daemon.shutdown().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.fatal({ err }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+}
+
+await main();

@@ -1,0 +1,138 @@
+import { parseArgs } from "node:util";
+import { defaultSocketPath } from "@procmon/client";
+import { parseDuration } from "./core/duration.js";
+import { ProcmonError } from "./core/errors.js";
+import { DEFAULT_POLICY, type Policy } from "./core/types.js";
+
+/** Everything procmond is configured with. */
+export interface DaemonOptions {
+  /** The unix socket to serve on. Defaults to PROCMON_SOCKET, then the per-user default. */
+  readonly socketPath: string;
+  /** A YAML file of processes to add at start. */
+  readonly configFile: string | undefined;
+  /** Where the process list is persisted. */
+  readonly stateFile: string | undefined;
+  /** The default timings of every process. */
+  readonly policy: Policy;
+  /** How often running processes are checked. Defaults to 60000. */
+  readonly consistencyDelayMs: number;
+  /** pino level. Defaults to "info". */
+  readonly logLevel: string;
+}
+
+/** The outcome of reading the command line. */
+export type ParsedFlags =
+  | { readonly kind: "run"; readonly options: DaemonOptions }
+  | { readonly kind: "help" }
+  | { readonly kind: "version" };
+
+/** procmond's usage text. */
+export const USAGE = `Usage: procmond [options]
+
+Supervises processes and serves the procmon.v1.ProcessMonitor gRPC API on a
+unix socket.
+
+Options:
+  --socket PATH              socket to serve on (env PROCMON_SOCKET;
+                             default ${defaultSocketPath({})} for this user)
+  --config FILE              YAML file of processes to add at start
+  --state-file FILE          persist the process list here
+  --threshold D              runs shorter than this are instant deaths (1s)
+  --kill-time D              SIGTERM to SIGKILL grace (5s)
+  --min-restart-delay D      first backoff delay (1s)
+  --max-restart-delay D      backoff cap (1h)
+  --consistency-delay D      interval of the liveness check (60s)
+  --log-level L              trace, debug, info, warn, error (info)
+  -h, --help                 show this help
+  --version                  show the version
+
+Durations are written like 500ms, 5s, 1m30s, 1h.`;
+
+const LOG_LEVELS = new Set(["trace", "debug", "info", "warn", "error", "fatal", "silent"]);
+
+function duration(flag: string, text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  let ms: number;
+  try {
+    ms = parseDuration(text);
+  } catch (err) {
+    throw new ProcmonError("invalid_argument", `--${flag}: ${(err as Error).message}`);
+  }
+  if (ms <= 0)
+    throw new ProcmonError("invalid_argument", `--${flag} must be positive, got ${text}`);
+  return ms;
+}
+
+/**
+ * Reads procmond's command line.
+ * @throws ProcmonError invalid_argument naming the bad flag.
+ */
+export function parseFlags(argv: readonly string[], env: NodeJS.ProcessEnv): ParsedFlags {
+  let values: ReturnType<typeof parse>["values"];
+  try {
+    values = parse(argv).values;
+  } catch (err) {
+    throw new ProcmonError("invalid_argument", (err as Error).message);
+  }
+  if (values.help) return { kind: "help" };
+  if (values.version) return { kind: "version" };
+  const policy: Policy = {
+    thresholdMs: duration("threshold", values.threshold, DEFAULT_POLICY.thresholdMs),
+    killTimeMs: duration("kill-time", values["kill-time"], DEFAULT_POLICY.killTimeMs),
+    minRestartDelayMs: duration(
+      "min-restart-delay",
+      values["min-restart-delay"],
+      DEFAULT_POLICY.minRestartDelayMs,
+    ),
+    maxRestartDelayMs: duration(
+      "max-restart-delay",
+      values["max-restart-delay"],
+      DEFAULT_POLICY.maxRestartDelayMs,
+    ),
+  };
+  if (policy.minRestartDelayMs > policy.maxRestartDelayMs) {
+    throw new ProcmonError(
+      "invalid_argument",
+      "--min-restart-delay must not exceed --max-restart-delay",
+    );
+  }
+  const logLevel = values["log-level"] ?? "info";
+  if (!LOG_LEVELS.has(logLevel)) {
+    throw new ProcmonError(
+      "invalid_argument",
+      `--log-level must be one of ${[...LOG_LEVELS].join(", ")}, got "${logLevel}"`,
+    );
+  }
+  return {
+    kind: "run",
+    options: {
+      socketPath: values.socket ?? defaultSocketPath(env),
+      configFile: values.config,
+      stateFile: values["state-file"],
+      policy,
+      consistencyDelayMs: duration("consistency-delay", values["consistency-delay"], 60_000),
+      logLevel,
+    },
+  };
+}
+
+function parse(argv: readonly string[]) {
+  return parseArgs({
+    args: [...argv],
+    strict: true,
+    allowPositionals: false,
+    options: {
+      socket: { type: "string" },
+      config: { type: "string" },
+      "state-file": { type: "string" },
+      threshold: { type: "string" },
+      "kill-time": { type: "string" },
+      "min-restart-delay": { type: "string" },
+      "max-restart-delay": { type: "string" },
+      "consistency-delay": { type: "string" },
+      "log-level": { type: "string" },
+      help: { type: "boolean", short: "h" },
+      version: { type: "boolean" },
+    },
+  });
+}
