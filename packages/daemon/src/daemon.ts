@@ -72,7 +72,7 @@ export async function startDaemon(
 ): Promise<Daemon> {
   const logger = overrides.logger ?? createLogger(options.logLevel);
   const clock = overrides.clock ?? nodeClock;
-  const events = new EventLog(clock);
+  const events = new EventLog(clock, options.retention);
   const supervisor = new Supervisor({
     clock,
     spawner: overrides.spawner ?? new NodeSpawner(),

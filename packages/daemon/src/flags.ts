@@ -3,6 +3,7 @@ import { defaultSocketPath } from "@procmon/client";
 import { parseDuration } from "./core/duration.js";
 import { ProcmonError } from "./core/errors.js";
 import { DEFAULT_POLICY, type Policy } from "./core/types.js";
+import { DEFAULT_RETENTION, type Retention } from "./events/event-log.js";
 
 /** Everything procmond is configured with. */
 export interface DaemonOptions {
@@ -18,6 +19,8 @@ export interface DaemonOptions {
   readonly consistencyDelayMs: number;
   /** pino level. Defaults to "info". */
   readonly logLevel: string;
+  /** How many events are kept for resuming watchers. */
+  readonly retention: Retention;
 }
 
 /** The outcome of reading the command line. */
@@ -42,6 +45,8 @@ Options:
   --min-restart-delay D      first backoff delay (1s)
   --max-restart-delay D      backoff cap (1h)
   --consistency-delay D      interval of the liveness check (60s)
+  --event-retention N        state events kept for resuming watchers (${DEFAULT_RETENTION.stateEvents})
+  --output-retention N       output lines kept for resuming watchers (${DEFAULT_RETENTION.outputLines})
   --log-level L              trace, debug, info, warn, error (info)
   -h, --help                 show this help
   --version                  show the version
@@ -61,6 +66,18 @@ function duration(flag: string, text: string | undefined, fallback: number): num
   if (ms <= 0)
     throw new ProcmonError("invalid_argument", `--${flag} must be positive, got ${text}`);
   return ms;
+}
+
+function count(flag: string, text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < 2) {
+    throw new ProcmonError(
+      "invalid_argument",
+      `--${flag} must be a whole number of at least 2, got "${text}"`,
+    );
+  }
+  return n;
 }
 
 /**
@@ -112,6 +129,19 @@ export function parseFlags(argv: readonly string[], env: NodeJS.ProcessEnv): Par
       policy,
       consistencyDelayMs: duration("consistency-delay", values["consistency-delay"], 60_000),
       logLevel,
+      retention: {
+        ...DEFAULT_RETENTION,
+        stateEvents: count(
+          "event-retention",
+          values["event-retention"],
+          DEFAULT_RETENTION.stateEvents,
+        ),
+        outputLines: count(
+          "output-retention",
+          values["output-retention"],
+          DEFAULT_RETENTION.outputLines,
+        ),
+      },
     },
   };
 }
@@ -131,6 +161,8 @@ function parse(argv: readonly string[]) {
       "max-restart-delay": { type: "string" },
       "consistency-delay": { type: "string" },
       "log-level": { type: "string" },
+      "event-retention": { type: "string" },
+      "output-retention": { type: "string" },
       help: { type: "boolean", short: "h" },
       version: { type: "boolean" },
     },

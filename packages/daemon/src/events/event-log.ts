@@ -1,56 +1,84 @@
 import type { Clock } from "../core/clock.js";
+import { ProcmonError } from "../core/errors.js";
 import type { CoreEvent } from "../core/events.js";
+import { type EventFilter, type LoggedEvent, matches } from "./logged-event.js";
+import { Retained } from "./retained.js";
 
-/** An event with its daemon-wide sequence number and wall-clock time. */
-export interface LoggedEvent {
-  /** Strictly increasing, no gaps, starting at 1. */
-  readonly seq: bigint;
-  /** Wall-clock ms since the epoch, an integer. */
-  readonly timeWallMs: number;
-  /** What happened. */
-  readonly event: CoreEvent;
+export type { EventFilter, LoggedEvent } from "./logged-event.js";
+
+/** How much history the log keeps for resuming subscribers. */
+export interface Retention {
+  /** State events kept (everything but output). Defaults to 10000. */
+  readonly stateEvents: number;
+  /** Output lines kept. Defaults to 10000. */
+  readonly outputLines: number;
+  /** Bytes of output lines kept, estimated. Defaults to 16 MiB. */
+  readonly outputBytes: number;
 }
 
-/** Which events a subscriber wants. */
-export interface EventFilter {
-  /** Only these processes; empty for all. */
-  readonly names: ReadonlySet<string>;
-  /** Also output lines. */
-  readonly includeOutput: boolean;
+/** The default retention. */
+export const DEFAULT_RETENTION: Retention = {
+  stateEvents: 10_000,
+  outputLines: 10_000,
+  outputBytes: 16 * 1024 * 1024,
+};
+
+/** Where a subscription delivers: a stream with backpressure. */
+export interface SubscriberSink {
+  /** Delivers one event; false means the consumer is full until `Subscription.resume()`. */
+  write(logged: LoggedEvent): boolean;
+  /** Ends the stream cleanly: the log is closed and everything was delivered. */
+  end(): void;
+  /** Ends the stream with an error (resource_exhausted for a subscriber left behind). */
+  fail(error: ProcmonError): void;
 }
 
-/** A live subscription: receives matching events in seq order. */
-export interface Subscriber {
-  /** Called once per matching event, synchronously as it is appended. */
-  onEvent(logged: LoggedEvent): void;
-  /** Called once when the log closes (daemon shutdown). */
-  onClose(): void;
-}
+const STATE_EVENT_BYTES = 256;
+const OUTPUT_OVERHEAD_BYTES = 96;
 
-/** True if `filter` selects `event`. */
-export function matches(filter: EventFilter, event: CoreEvent): boolean {
-  if (event.kind === "output" && !filter.includeOutput) return false;
-  return filter.names.size === 0 || filter.names.has(event.process);
+function estimatedBytes(event: CoreEvent): number {
+  return event.kind === "output" ? OUTPUT_OVERHEAD_BYTES + event.line.length : STATE_EVENT_BYTES;
 }
 
 /**
- * Numbers the core's events and fans them out to live subscribers. Events are
- * appended synchronously by the core right after the state they describe, so
- * a snapshot taken together with `lastSeq` is consistent with it.
+ * Numbers the core's events, keeps a bounded window of them (state events and
+ * output lines apart, so a chatty process cannot push state events out), and
+ * feeds subscribers from that window. A subscriber is a cursor into the
+ * window, not a queue: replay and live delivery are the same walk, and a
+ * subscriber that lags by half the window is ended while what it missed is
+ * still there to resume from.
  */
 export class EventLog {
   private seq = 0n;
-  private readonly subscribers = new Map<Subscriber, EventFilter>();
+  private readonly state: Retained;
+  private readonly output: Retained;
+  private readonly subscriptions = new Set<Subscription>();
   private closed = false;
 
-  constructor(private readonly clock: Clock) {}
+  constructor(
+    private readonly clock: Clock,
+    readonly retention: Retention = DEFAULT_RETENTION,
+  ) {
+    this.state = new Retained(retention.stateEvents, Number.MAX_SAFE_INTEGER);
+    this.output = new Retained(retention.outputLines, retention.outputBytes);
+  }
 
   /** The seq of the last event appended; 0 before any. */
   get lastSeq(): bigint {
     return this.seq;
   }
 
-  /** Numbers `event` and delivers it to every matching subscriber. */
+  /** True once close() was called. */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** How many subscriptions are live. */
+  get subscriberCount(): number {
+    return this.subscriptions.size;
+  }
+
+  /** Numbers `event`, keeps it, and delivers it to every subscriber that wants it. */
   append(event: CoreEvent): LoggedEvent {
     this.seq += 1n;
     const logged: LoggedEvent = {
@@ -58,29 +86,165 @@ export class EventLog {
       timeWallMs: Math.round(this.clock.wallNow()),
       event,
     };
-    for (const [subscriber, filter] of this.subscribers) {
-      if (matches(filter, event)) subscriber.onEvent(logged);
-    }
+    const buffer = event.kind === "output" ? this.output : this.state;
+    buffer.push(logged, estimatedBytes(event));
+    for (const subscription of this.subscriptions) subscription.advance();
     return logged;
   }
 
-  /** Adds a live subscriber; returns the function that removes it. */
-  subscribe(filter: EventFilter, subscriber: Subscriber): () => void {
-    if (this.closed) {
-      subscriber.onClose();
-      return () => {};
-    }
-    this.subscribers.set(subscriber, filter);
-    return () => {
-      this.subscribers.delete(subscriber);
-    };
+  /**
+   * Starts a subscription: replays the kept events after `afterSeq` (if given)
+   * then delivers live ones, with no gap and no duplicate.
+   * @throws ProcmonError out_of_range when `afterSeq` is newer than the last
+   * event or older than what is kept.
+   */
+  subscribe(filter: EventFilter, afterSeq: bigint | undefined, sink: SubscriberSink): Subscription {
+    const from = afterSeq ?? this.seq;
+    this.checkResumable(filter, from);
+    const subscription = new Subscription(this, filter, sink, from, {
+      state: this.state,
+      output: this.output,
+    });
+    this.subscriptions.add(subscription);
+    subscription.advance();
+    return subscription;
   }
 
-  /** Ends every subscription; later subscribers are closed at once. */
+  /** Ends every subscription once it has delivered everything; refuses new appends' subscribers. */
   close(): void {
     this.closed = true;
-    const subscribers = [...this.subscribers.keys()];
-    this.subscribers.clear();
-    for (const subscriber of subscribers) subscriber.onClose();
+    for (const subscription of this.subscriptions) subscription.advance();
+  }
+
+  /** @internal Called by a subscription that has ended. */
+  drop(subscription: Subscription): void {
+    this.subscriptions.delete(subscription);
+  }
+
+  private checkResumable(filter: EventFilter, afterSeq: bigint): void {
+    if (afterSeq > this.seq) {
+      throw new ProcmonError(
+        "out_of_range",
+        `after_seq ${afterSeq} is newer than the last event (${this.seq})`,
+      );
+    }
+    const lost =
+      this.state.lastEvictedSeq > afterSeq ||
+      (filter.includeOutput && this.output.lastEvictedSeq > afterSeq);
+    if (lost) {
+      const oldest = filter.includeOutput
+        ? maxBigint(this.state.lastEvictedSeq, this.output.lastEvictedSeq)
+        : this.state.lastEvictedSeq;
+      throw new ProcmonError(
+        "out_of_range",
+        `after_seq ${afterSeq} is older than the retained events (the oldest resumable is ${oldest}): list again and watch from its last_event_seq`,
+      );
+    }
+  }
+}
+
+function maxBigint(a: bigint, b: bigint): bigint {
+  return a > b ? a : b;
+}
+
+/** One subscriber's cursor into the log. */
+export class Subscription {
+  private stateIndex: number;
+  private outputIndex: number;
+  private lastDelivered: bigint;
+  private blocked = false;
+  private done = false;
+
+  constructor(
+    private readonly log: EventLog,
+    private readonly filter: EventFilter,
+    private readonly sink: SubscriberSink,
+    afterSeq: bigint,
+    private readonly buffers: { readonly state: Retained; readonly output: Retained },
+  ) {
+    this.stateIndex = buffers.state.indexAfterSeq(afterSeq);
+    this.outputIndex = buffers.output.indexAfterSeq(afterSeq);
+    this.lastDelivered = afterSeq;
+  }
+
+  /** The seq of the last event handed to the sink (the cursor given, before any). */
+  get lastDeliveredSeq(): bigint {
+    return this.lastDelivered;
+  }
+
+  /** The consumer drained: deliver what is pending. */
+  resume(): void {
+    this.blocked = false;
+    this.advance();
+  }
+
+  /** The consumer went away: release the cursor. */
+  cancel(): void {
+    this.finish();
+  }
+
+  /** @internal Delivers what the sink can take, then ends or fails the subscription if due. */
+  advance(): void {
+    if (this.done) return;
+    while (!this.blocked) {
+      const next = this.next();
+      if (next === undefined) break;
+      this.lastDelivered = next.seq;
+      if (!this.sink.write(next)) this.blocked = true;
+      if (this.done) return;
+    }
+    if (this.blocked) {
+      this.failIfLeftBehind();
+    } else if (this.log.isClosed) {
+      this.finish();
+      this.sink.end();
+    }
+  }
+
+  /** The next event this subscriber wants, advancing past those it does not. */
+  private next(): LoggedEvent | undefined {
+    const { state, output } = this.buffers;
+    for (;;) {
+      const fromState = state.at(this.stateIndex);
+      const fromOutput = this.filter.includeOutput ? output.at(this.outputIndex) : undefined;
+      let chosen: LoggedEvent | undefined;
+      if (fromState && (!fromOutput || fromState.seq < fromOutput.seq)) {
+        this.stateIndex += 1;
+        chosen = fromState;
+      } else if (fromOutput) {
+        this.outputIndex += 1;
+        chosen = fromOutput;
+      } else {
+        return undefined;
+      }
+      if (matches(this.filter, chosen.event)) return chosen;
+    }
+  }
+
+  /** Ends a subscriber that lags by half a window, while what it missed can still be replayed. */
+  private failIfLeftBehind(): void {
+    const { state, output } = this.buffers;
+    const stateLag = state.end - this.stateIndex;
+    const outputLag = this.filter.includeOutput ? output.end - this.outputIndex : 0;
+    const outputLagBytes = this.filter.includeOutput ? output.bytesAfter(this.outputIndex) : 0;
+    const behind =
+      stateLag > state.maxCount / 2 ||
+      outputLag > output.maxCount / 2 ||
+      outputLagBytes > output.maxBytes / 2 ||
+      this.stateIndex < state.start ||
+      (this.filter.includeOutput && this.outputIndex < output.start);
+    if (!behind) return;
+    this.finish();
+    this.sink.fail(
+      new ProcmonError(
+        "resource_exhausted",
+        `subscriber fell too far behind (${stateLag + outputLag} events pending); the last event delivered was seq ${this.lastDelivered}: resume with after_seq ${this.lastDelivered}`,
+      ),
+    );
+  }
+
+  private finish(): void {
+    this.done = true;
+    this.log.drop(this);
   }
 }

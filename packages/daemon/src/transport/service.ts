@@ -32,9 +32,9 @@ import { ProcmonError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import type { Supervisor } from "../core/supervisor.js";
 import type { Policy, ProcessView } from "../core/types.js";
-import type { EventLog } from "../events/event-log.js";
+import type { EventLog, Subscription } from "../events/event-log.js";
 import { eventToProto, processToProto } from "./convert.js";
-import { statusError, toServiceError } from "./errors.js";
+import { toServiceError } from "./errors.js";
 
 /** What the ProcessMonitor service delegates to. */
 export interface ServiceDeps {
@@ -110,33 +110,32 @@ export function processMonitorService(
     ),
     watchEvents: (call: ServerWritableStream<WatchEventsRequest, WatchEventsResponse>) => {
       const request = call.request;
-      if (request.afterSeq !== undefined && request.afterSeq !== events.lastSeq) {
-        call.destroy(
-          statusError(
-            status.OUT_OF_RANGE,
-            `after_seq ${request.afterSeq} cannot be resumed: the last event is ${events.lastSeq}`,
-          ),
-        );
-        return;
-      }
-      const unsubscribe = events.subscribe(
-        { names: new Set(request.names), includeOutput: request.includeOutput },
-        {
-          onEvent: (logged) => {
+      const filter = { names: new Set(request.names), includeOutput: request.includeOutput };
+      // Headers first, in the same tick as the subscription: when the client
+      // sees them, no later event can be missed.
+      call.sendMetadata(new Metadata());
+      let subscription: Subscription;
+      try {
+        subscription = events.subscribe(filter, request.afterSeq, {
+          write: (logged) =>
             call.write(
               create(WatchEventsResponseSchema, {
                 event: eventToProto(logged.event, logged.seq, logged.timeWallMs),
               }),
-            );
-          },
-          onClose: () => call.end(),
-        },
-      );
-      call.on("cancelled", unsubscribe);
-      call.on("close", unsubscribe);
-      call.on("error", unsubscribe);
-      // The subscription is in place: send the headers now so the client knows it is live.
-      call.sendMetadata(new Metadata());
+            ),
+          end: () => call.end(),
+          // emit, not destroy: what was already written is flushed before the status.
+          fail: (error) => call.emit("error", toServiceError(error, logger)),
+        });
+      } catch (err) {
+        call.emit("error", toServiceError(err, logger));
+        return;
+      }
+      call.on("drain", () => subscription.resume());
+      const cancel = () => subscription.cancel();
+      call.on("cancelled", cancel);
+      call.on("close", cancel);
+      call.on("error", cancel);
     },
   };
 }
