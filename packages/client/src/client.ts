@@ -9,7 +9,7 @@ import {
   toBinary,
 } from "@bufbuild/protobuf";
 import { Client, credentials, type CallOptions as GrpcCallOptions, Metadata } from "@grpc/grpc-js";
-import { ProcmonError } from "./errors.js";
+import { Code, ProcmonError } from "./errors.js";
 import {
   type Event,
   type Process,
@@ -39,6 +39,20 @@ export interface CallOptions {
 export type ProcessSpecInit = MessageInitShape<typeof ProcessSpecSchema>;
 /** WatchEvents' request as a plain object. */
 export type WatchEventsInit = MessageInitShape<typeof WatchEventsRequestSchema>;
+
+/** What `watch()` follows. */
+export interface WatchOptions {
+  /** Only these processes; empty or unset for all. */
+  readonly names?: readonly string[];
+  /** Also output lines. Defaults to false. */
+  readonly includeOutput?: boolean;
+  /** Start after this seq (replaying what the daemon kept); unset: from now. */
+  readonly afterSeq?: bigint;
+  /** Ends the iteration when aborted. */
+  readonly signal?: AbortSignal;
+  /** The first reconnection delay, doubled up to 2 s. Defaults to 100. */
+  readonly reconnectDelayMs?: number;
+}
 
 /** The answer of ListProcesses. */
 export interface ProcessList {
@@ -70,6 +84,13 @@ export interface ProcmonClient {
   listProcesses(options?: CallOptions): Promise<ProcessList>;
   /** The raw WatchEvents stream: events until aborted or the daemon ends it. */
   watchEvents(request?: WatchEventsInit, options?: CallOptions): AsyncIterable<Event>;
+  /**
+   * Events as an endless async iterable that survives broken streams and
+   * daemon restarts: it reconnects and resumes after the last seq it
+   * delivered. Ends when `options.signal` aborts.
+   * @throws ProcmonError OUT_OF_RANGE when resuming is impossible (list again).
+   */
+  watch(options?: WatchOptions): AsyncIterable<Event>;
   /** Closes the connection. */
   close(): void;
 }
@@ -155,7 +176,7 @@ export function createClient(options: ClientOptions = {}): ProcmonClient {
     return process;
   };
 
-  return {
+  const client: ProcmonClient = {
     socket,
     addProcess: (spec, o) => processOf(unary(m.addProcess, { process: spec }, o)),
     removeProcess: (name, o) => processOf(unary(m.removeProcess, { name }, o)),
@@ -176,8 +197,71 @@ export function createClient(options: ClientOptions = {}): ProcmonClient {
         },
       };
     },
+    watch: (o = {}) => watchWithResume(client, o),
     close: () => grpc.close(),
   };
+  return client;
+}
+
+const MAX_RECONNECT_DELAY_MS = 2_000;
+
+/** Errors after which a resumed stream may succeed. */
+function isTransient(err: ProcmonError): boolean {
+  return (
+    err.code === Code.UNAVAILABLE ||
+    err.code === Code.RESOURCE_EXHAUSTED ||
+    err.code === Code.INTERNAL ||
+    err.code === Code.UNKNOWN ||
+    err.code === Code.CANCELLED
+  );
+}
+
+async function* watchWithResume(
+  client: ProcmonClient,
+  options: WatchOptions,
+): AsyncGenerator<Event> {
+  const { signal } = options;
+  const firstDelay = options.reconnectDelayMs ?? 100;
+  let delay = firstDelay;
+  // Without a cursor a reconnection could not know what it missed: take one now.
+  let cursor =
+    options.afterSeq ??
+    (await client.listProcesses({ ...(signal ? { signal } : {}) })).lastEventSeq;
+  while (!signal?.aborted) {
+    try {
+      const stream = client.watchEvents(
+        {
+          names: [...(options.names ?? [])],
+          includeOutput: options.includeOutput ?? false,
+          afterSeq: cursor,
+        },
+        signal ? { signal } : {},
+      );
+      for await (const event of stream) {
+        delay = firstDelay;
+        cursor = event.seq;
+        yield event;
+      }
+    } catch (err) {
+      const error = ProcmonError.from(err, client.socket);
+      if (signal?.aborted) return;
+      if (!isTransient(error)) throw error;
+    }
+    await sleep(delay, signal);
+    delay = Math.min(delay * 2, MAX_RECONNECT_DELAY_MS);
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done, { once: true });
+  });
 }
 
 function abortError(signal: AbortSignal): Error & { code: number; details: string } {

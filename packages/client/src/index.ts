@@ -6,6 +6,7 @@ export {
   type ProcessSpecInit,
   type ProcmonClient,
   type WatchEventsInit,
+  type WatchOptions,
 } from "./client.js";
 export {
   Code,

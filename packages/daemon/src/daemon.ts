@@ -3,6 +3,7 @@ import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { ProcessMonitor } from "@procmon/client/gen/procmon/v1/procmon_pb.js";
 import { grpcServiceDefinition } from "@procmon/client/grpc";
 import { type Logger as PinoLogger, pino } from "pino";
+import { FlowGate } from "./adapters/flow-gate.js";
 import { nodeClock } from "./adapters/node-clock.js";
 import { NodeSpawner } from "./adapters/node-spawner.js";
 import { prepareSocketPath, withPrivateUmask } from "./adapters/socket-file.js";
@@ -31,14 +32,32 @@ export interface Daemon {
 
 /** Replacements for the real world, for tests. */
 export interface DaemonOverrides {
-  readonly logger?: PinoLogger;
+  readonly log?: DaemonLog;
   readonly clock?: Clock;
   readonly spawner?: Spawner;
 }
 
-/** Creates the daemon's JSON logger on stdout. */
-export function createLogger(level: string): PinoLogger {
-  return pino({ level, base: { pid: process.pid } });
+/** The daemon's JSON log on stdout, and the gate its fullness closes. */
+export interface DaemonLog {
+  readonly logger: PinoLogger;
+  /** Closed while the log's buffer is full: children's pipes are not read meanwhile. */
+  readonly gate: FlowGate;
+  /** Writes out what is buffered; call before exiting. */
+  flush(): void;
+}
+
+/** Creates the daemon's asynchronous JSON log on stdout. */
+export function createDaemonLog(level: string): DaemonLog {
+  const destination = pino.destination({ fd: 1, sync: false });
+  const gate = new FlowGate();
+  destination.on("drain", () => gate.open());
+  const stream = {
+    write(chunk: string): void {
+      if (!destination.write(chunk)) gate.close();
+    },
+  };
+  const logger = pino({ level, base: { pid: process.pid } }, stream);
+  return { logger, gate, flush: () => destination.flushSync() };
 }
 
 /** Child output goes to the log as it is; state events as one line each. */
@@ -70,12 +89,13 @@ export async function startDaemon(
   options: DaemonOptions,
   overrides: DaemonOverrides = {},
 ): Promise<Daemon> {
-  const logger = overrides.logger ?? createLogger(options.logLevel);
+  const log = overrides.log ?? createDaemonLog(options.logLevel);
+  const logger = log.logger;
   const clock = overrides.clock ?? nodeClock;
   const events = new EventLog(clock, options.retention);
   const supervisor = new Supervisor({
     clock,
-    spawner: overrides.spawner ?? new NodeSpawner(),
+    spawner: overrides.spawner ?? new NodeSpawner({ outputGate: log.gate }),
     logger,
     emit: (event) => {
       logEvent(logger, event);

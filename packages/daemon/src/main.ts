@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { ProcmonError } from "./core/errors.js";
-import { createLogger, startDaemon } from "./daemon.js";
+import { createDaemonLog, startDaemon } from "./daemon.js";
 import { parseFlags, USAGE } from "./flags.js";
 
 function version(): string {
@@ -26,23 +26,28 @@ async function main(): Promise<void> {
     process.stdout.write(`procmond ${version()}\n`);
     return;
   }
-  const logger = createLogger(parsed.options.logLevel);
+  const log = createDaemonLog(parsed.options.logLevel);
+  const { logger } = log;
+  const exit = (code: number): never => {
+    log.flush();
+    process.exit(code);
+  };
   let daemon: Awaited<ReturnType<typeof startDaemon>>;
   try {
-    daemon = await startDaemon(parsed.options, { logger });
+    daemon = await startDaemon(parsed.options, { log });
   } catch (err) {
     const message = err instanceof ProcmonError ? err.message : String(err);
     logger.fatal({ err }, message);
     process.stderr.write(`procmond: ${message}\n`);
-    process.exit(1);
+    exit(1);
   }
   const stop = (signal: string) => {
     logger.info({ signal }, "signal received");
     daemon.shutdown().then(
-      () => process.exit(0),
+      () => exit(0),
       (err: unknown) => {
         logger.fatal({ err }, "shutdown failed");
-        process.exit(1);
+        exit(1);
       },
     );
   };

@@ -12,6 +12,7 @@ import {
   type StopSignal,
 } from "../core/spawner.js";
 import { effectivePath, lookupExecutable } from "./executable.js";
+import type { FlowGate } from "./flow-gate.js";
 import { LineSplitter } from "./line-splitter.js";
 
 /** Options of {@link NodeSpawner}. */
@@ -21,14 +22,18 @@ export interface NodeSpawnerOptions {
    * anyway (a grandchild may hold them open). Defaults to 100.
    */
   readonly exitGraceMs?: number | undefined;
+  /** Pauses reading children's pipes while closed (the log sink is full). Defaults to always open. */
+  readonly outputGate?: FlowGate | undefined;
 }
 
 /** Starts children with node:child_process, each the leader of its own process group. */
 export class NodeSpawner implements Spawner {
   readonly #exitGraceMs: number;
+  readonly #outputGate: FlowGate | undefined;
 
   constructor(options: NodeSpawnerOptions = {}) {
     this.#exitGraceMs = options.exitGraceMs ?? 100;
+    this.#outputGate = options.outputGate;
   }
 
   spawn(request: SpawnRequest, handlers: ChildHandlers): Child {
@@ -61,7 +66,7 @@ export class NodeSpawner implements Spawner {
       child.on("error", () => {});
       throw deferredFailure(file, lookup.path, request, child);
     }
-    return new NodeChild(child, pid, handlers, this.#exitGraceMs);
+    return new NodeChild(child, pid, handlers, this.#exitGraceMs, this.#outputGate);
   }
 }
 
@@ -70,7 +75,13 @@ class NodeChild implements Child {
   readonly pid: number;
   #exited = false;
 
-  constructor(child: ChildProcess, pid: number, handlers: ChildHandlers, exitGraceMs: number) {
+  constructor(
+    child: ChildProcess,
+    pid: number,
+    handlers: ChildHandlers,
+    exitGraceMs: number,
+    gate: FlowGate | undefined,
+  ) {
     this.pid = pid;
     let openPipes = 0;
     let exit: ChildExit | undefined;
@@ -87,7 +98,13 @@ class NodeChild implements Child {
       if (stream === null) return;
       openPipes++;
       const lines = new LineSplitter((line, partial) => handlers.onOutput(name, line, partial));
-      stream.on("data", (chunk: Buffer) => lines.push(chunk));
+      stream.on("data", (chunk: Buffer) => {
+        lines.push(chunk);
+        if (gate && !gate.isOpen) {
+          stream.pause();
+          gate.whenOpen(() => stream.resume());
+        }
+      });
       // A read error destroys the stream, and 'close' follows: nothing more to do.
       stream.on("error", () => {});
       stream.on("close", () => {
