@@ -10,7 +10,18 @@ export function codeName(code: Code): string {
   return status[code] ?? `CODE_${code}`;
 }
 
-function isServiceError(err: unknown): err is Error & { code: number; details: string } {
+/** Trailing-metadata key of OUT_OF_RANGE from WatchEvents: the oldest seq one may resume after. */
+export const OLDEST_RESUMABLE_SEQ_KEY = "procmon-oldest-resumable-seq";
+/** Trailing-metadata key of RESOURCE_EXHAUSTED from WatchEvents: the last seq delivered. */
+export const LAST_DELIVERED_SEQ_KEY = "procmon-last-delivered-seq";
+
+interface GrpcMetadataLike {
+  getMap(): Record<string, string | Buffer>;
+}
+
+function isServiceError(
+  err: unknown,
+): err is Error & { code: number; details: string; metadata?: GrpcMetadataLike } {
   return (
     err instanceof Error &&
     typeof (err as { code?: unknown }).code === "number" &&
@@ -23,10 +34,17 @@ export class ProcmonError extends Error {
   override readonly name = "ProcmonError";
   /** The gRPC status code. */
   readonly code: Code;
+  /** The server's trailing metadata (text values only), such as the seq to resume after. */
+  readonly metadata: Readonly<Record<string, string>>;
 
-  constructor(code: Code, message: string, options?: ErrorOptions) {
+  constructor(
+    code: Code,
+    message: string,
+    options?: ErrorOptions & { metadata?: Readonly<Record<string, string>> },
+  ) {
     super(message, options);
     this.code = code;
+    this.metadata = options?.metadata ?? {};
   }
 
   /** Wraps anything thrown by grpc-js (or elsewhere) as a ProcmonError. */
@@ -44,7 +62,10 @@ export class ProcmonError extends Error {
           { cause: err },
         );
       }
-      return new ProcmonError(err.code, err.details || codeName(err.code), { cause: err });
+      return new ProcmonError(err.code, err.details || codeName(err.code), {
+        cause: err,
+        metadata: textMetadata(err.metadata),
+      });
     }
     const message = err instanceof Error ? err.message : String(err);
     return new ProcmonError(status.UNKNOWN, message, { cause: err });
@@ -78,3 +99,11 @@ export const isDeadlineExceeded = (err: unknown): err is ProcmonError =>
   hasCode(err, status.DEADLINE_EXCEEDED);
 /** True for CANCELLED: the call was aborted. */
 export const isCancelled = (err: unknown): err is ProcmonError => hasCode(err, status.CANCELLED);
+
+function textMetadata(metadata: GrpcMetadataLike | undefined): Record<string, string> {
+  const text: Record<string, string> = {};
+  for (const [key, value] of Object.entries(metadata?.getMap() ?? {})) {
+    if (typeof value === "string") text[key] = value;
+  }
+  return text;
+}

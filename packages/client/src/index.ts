@@ -20,6 +20,8 @@ export {
   isOutOfRange,
   isPermissionDenied,
   isUnavailable,
+  LAST_DELIVERED_SEQ_KEY,
+  OLDEST_RESUMABLE_SEQ_KEY,
   ProcmonError,
 } from "./errors.js";
 export { defaultSocketPath } from "./socket.js";

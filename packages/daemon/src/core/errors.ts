@@ -13,10 +13,17 @@ export type ErrorCode =
 export class ProcmonError extends Error {
   override readonly name = "ProcmonError";
   readonly code: ErrorCode;
+  /** Facts a program can act on without parsing the message, sent as trailing metadata. */
+  readonly details: Readonly<Record<string, string>>;
 
-  constructor(code: ErrorCode, message: string, options?: ErrorOptions) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options?: ErrorOptions & { details?: Readonly<Record<string, string>> },
+  ) {
     super(message, options);
     this.code = code;
+    this.details = options?.details ?? {};
   }
 }
 

@@ -33,6 +33,12 @@ export interface SubscriberSink {
   fail(error: ProcmonError): void;
 }
 
+/** The trailing-metadata key of OUT_OF_RANGE errors that gives the oldest seq one may resume after. */
+export const OLDEST_RESUMABLE_SEQ_KEY = "procmon-oldest-resumable-seq";
+
+/** The trailing-metadata key of RESOURCE_EXHAUSTED errors that gives the last seq delivered. */
+export const LAST_DELIVERED_SEQ_KEY = "procmon-last-delivered-seq";
+
 const STATE_EVENT_BYTES = 256;
 const OUTPUT_OVERHEAD_BYTES = 96;
 
@@ -138,6 +144,7 @@ export class EventLog {
       throw new ProcmonError(
         "out_of_range",
         `after_seq ${afterSeq} is older than the retained events (the oldest resumable is ${oldest}): list again and watch from its last_event_seq`,
+        { details: { [OLDEST_RESUMABLE_SEQ_KEY]: String(oldest) } },
       );
     }
   }
@@ -239,6 +246,7 @@ export class Subscription {
       new ProcmonError(
         "resource_exhausted",
         `subscriber fell too far behind (${stateLag + outputLag} events pending); the last event delivered was seq ${this.lastDelivered}: resume with after_seq ${this.lastDelivered}`,
+        { details: { [LAST_DELIVERED_SEQ_KEY]: String(this.lastDelivered) } },
       ),
     );
   }

@@ -16,7 +16,9 @@ const GRPC_CODES: Record<ErrorCode, status> = {
 /** A gRPC status carrying the sentence of a ProcmonError; anything else is INTERNAL and logged. */
 export function toServiceError(err: unknown, logger: Logger): Partial<ServiceError> {
   if (err instanceof ProcmonError) {
-    return { code: GRPC_CODES[err.code], details: err.message, metadata: new Metadata() };
+    const metadata = new Metadata();
+    for (const [key, value] of Object.entries(err.details)) metadata.set(key, value);
+    return { code: GRPC_CODES[err.code], details: err.message, metadata };
   }
   logger.warn({ err }, "internal error");
   const message = err instanceof Error ? err.message : String(err);
@@ -25,9 +27,4 @@ export function toServiceError(err: unknown, logger: Logger): Partial<ServiceErr
     details: `internal error in procmond: ${message}`,
     metadata: new Metadata(),
   };
-}
-
-/** An Error that grpc-js turns into the status `code` with `details` when a stream is destroyed with it. */
-export function statusError(code: status, details: string): Error {
-  return Object.assign(new Error(details), { code, details, metadata: new Metadata() });
 }
