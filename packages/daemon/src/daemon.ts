@@ -1,13 +1,18 @@
-import { lstatSync, unlinkSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { chmodSync, chownSync, lstatSync, unlinkSync } from "node:fs";
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { ProcessMonitor } from "@procmon/client/gen/procmon/v1/procmon_pb.js";
 import { grpcServiceDefinition } from "@procmon/client/grpc";
 import { type Logger as PinoLogger, pino } from "pino";
+import { loadConfigFile } from "./adapters/config-file.js";
 import { FlowGate } from "./adapters/flow-gate.js";
 import { nodeClock } from "./adapters/node-clock.js";
 import { NodeSpawner } from "./adapters/node-spawner.js";
+import { INSTANCE_ENV, terminateOrphans } from "./adapters/orphans.js";
 import { prepareSocketPath, withPrivateUmask } from "./adapters/socket-file.js";
-import type { Clock } from "./core/clock.js";
+import { emptyState, readStateFile, StateFileWriter } from "./adapters/state-file.js";
+import { Control } from "./control.js";
+import type { Clock, Timer } from "./core/clock.js";
 import type { CoreEvent } from "./core/events.js";
 import type { Spawner } from "./core/spawner.js";
 import { Supervisor } from "./core/supervisor.js";
@@ -26,8 +31,12 @@ export interface Daemon {
   readonly supervisor: Supervisor;
   /** The numbered event stream. */
   readonly events: EventLog;
+  /** The use cases the API serves. */
+  readonly control: Control;
   /** Stops every process, ends streams, closes the socket and removes it. Idempotent. */
   shutdown(): Promise<void>;
+  /** Re-reads the config file and applies it; a bad file changes nothing and is logged. */
+  reload(): Promise<void>;
 }
 
 /** Replacements for the real world, for tests. */
@@ -81,9 +90,11 @@ function logEvent(logger: PinoLogger, event: CoreEvent): void {
 }
 
 /**
- * Starts procmond: supervisor, event log and gRPC server with health and
- * reflection on a unix socket created 0600.
- * @throws ProcmonError failed_precondition when another daemon serves the socket.
+ * Starts procmond: loads the state and config files (refusing to start on a
+ * bad one, before anything runs), terminates what a killed predecessor left,
+ * restores the registry, and serves the API with health and reflection on a
+ * unix socket created 0600.
+ * @throws ProcmonError when the socket is taken or a file is unusable.
  */
 export async function startDaemon(
   options: DaemonOptions,
@@ -92,30 +103,63 @@ export async function startDaemon(
   const log = overrides.log ?? createDaemonLog(options.logLevel);
   const logger = log.logger;
   const clock = overrides.clock ?? nodeClock;
-  const events = new EventLog(clock, options.retention);
+  const socketPath = options.socketPath;
+  const validation = {
+    defaults: options.policy,
+    daemonUid: process.getuid?.() ?? 0,
+    daemonGid: process.getgid?.() ?? 0,
+  };
+
+  await prepareSocketPath(socketPath);
+  const store =
+    options.stateFile === undefined ? undefined : new StateFileWriter(options.stateFile);
+  const saved = options.stateFile === undefined ? undefined : readStateFile(options.stateFile);
+  const loadConfig = () =>
+    options.configFile === undefined ? [] : loadConfigFile(options.configFile, validation);
+  const configured = loadConfig();
+
+  // Without a state file, the socket names the registry: a daemon restarted
+  // on it still finds what its predecessor left.
+  const instance =
+    saved?.instance ??
+    (store
+      ? emptyState().instance
+      : createHash("sha256").update(socketPath).digest("hex").slice(0, 32));
+  await terminateOrphans(instance, options.policy.killTimeMs, logger);
+
+  const events = new EventLog(clock, options.retention, BigInt(saved?.seqReservedUpTo ?? "0"));
+  let control: Control | undefined;
   const supervisor = new Supervisor({
     clock,
-    spawner: overrides.spawner ?? new NodeSpawner({ outputGate: log.gate }),
+    spawner:
+      overrides.spawner ??
+      new NodeSpawner({ outputGate: log.gate, markerEnv: { [INSTANCE_ENV]: instance } }),
     logger,
     emit: (event) => {
       logEvent(logger, event);
       events.append(event);
+      control?.afterEvent();
     },
   });
+  control = new Control({
+    supervisor,
+    events,
+    store,
+    instance,
+    validation,
+    limits: options.limits,
+    logger,
+  });
+  control.reserveSeqsSync();
+  if (saved) control.restore(saved);
+  await control.applyConfig(configured);
 
-  const socketPath = options.socketPath;
-  await prepareSocketPath(socketPath);
-
-  const server = new Server();
+  const server = new Server({
+    "grpc.max_receive_message_length": options.maxMessageBytes,
+  });
   server.addService(
     grpcServiceDefinition(ProcessMonitor),
-    processMonitorService({
-      supervisor,
-      events,
-      defaults: options.policy,
-      identity: { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 },
-      logger,
-    }),
+    processMonitorService({ control, supervisor, events, logger }),
   );
   const health = createHealth();
   health.addToServer(server);
@@ -129,13 +173,24 @@ export async function startDaemon(
         ),
       ),
   );
+  if (options.socketGroup !== undefined) chownSync(socketPath, -1, options.socketGroup);
+  if (options.socketMode !== 0o600) chmodSync(socketPath, options.socketMode);
   health.setServing();
-  logger.info({ socket: socketPath, policy: options.policy }, "procmond listening");
+
+  const consistency = every(clock, options.consistencyDelayMs, () => {
+    const repaired = supervisor.checkConsistency();
+    if (repaired.length > 0) logger.warn({ processes: repaired }, "consistency check repaired");
+  });
+  logger.info(
+    { socket: socketPath, stateFile: options.stateFile ?? null, policy: options.policy },
+    "procmond listening",
+  );
 
   let shuttingDown: Promise<void> | undefined;
   const shutdown = (): Promise<void> => {
     shuttingDown ??= (async () => {
       logger.info("procmond shutting down");
+      consistency.cancel();
       health.setNotServing();
       await supervisor.shutdown();
       events.close();
@@ -146,13 +201,41 @@ export async function startDaemon(
           resolve();
         });
       });
+      control.saveFinalSync();
       removeSocket(socketPath);
       logger.info("procmond stopped");
     })();
     return shuttingDown;
   };
 
-  return { socketPath, supervisor, events, shutdown };
+  const reload = async (): Promise<void> => {
+    if (options.configFile === undefined) {
+      logger.warn("SIGHUP ignored: no --config file");
+      return;
+    }
+    let specs: ReturnType<typeof loadConfig>;
+    try {
+      specs = loadConfig();
+    } catch (err) {
+      logger.error({ err }, `config not reloaded, nothing changed: ${(err as Error).message}`);
+      return;
+    }
+    await control.applyConfig(specs);
+    logger.info({ processes: specs.length }, "config reloaded");
+  };
+
+  return { socketPath, supervisor, events, control, shutdown, reload };
+}
+
+/** Runs `fn` every `intervalMs` on `clock` until cancelled. */
+function every(clock: Clock, intervalMs: number, fn: () => void): Timer {
+  let timer: Timer;
+  const tick = () => {
+    fn();
+    timer = clock.setTimer(intervalMs, tick);
+  };
+  timer = clock.setTimer(intervalMs, tick);
+  return { cancel: () => timer.cancel() };
 }
 
 function removeSocket(path: string): void {

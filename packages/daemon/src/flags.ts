@@ -1,5 +1,9 @@
+import { readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { defaultSocketPath } from "@procmon/client";
+import { DEFAULT_LIMITS, type Limits } from "./control.js";
 import { parseDuration } from "./core/duration.js";
 import { ProcmonError } from "./core/errors.js";
 import { DEFAULT_POLICY, type Policy } from "./core/types.js";
@@ -11,8 +15,16 @@ export interface DaemonOptions {
   readonly socketPath: string;
   /** A YAML file of processes to add at start. */
   readonly configFile: string | undefined;
-  /** Where the process list is persisted. */
+  /** Where the process list is persisted; undefined with --no-state-file. */
   readonly stateFile: string | undefined;
+  /** Mode of the socket file. Defaults to 0o600. */
+  readonly socketMode: number;
+  /** Group id given the socket file, for a shared group; undefined to keep the daemon's. */
+  readonly socketGroup: number | undefined;
+  /** Caps against abuse. */
+  readonly limits: Limits;
+  /** The largest gRPC message accepted, in bytes. Defaults to 4 MiB. */
+  readonly maxMessageBytes: number;
   /** The default timings of every process. */
   readonly policy: Policy;
   /** How often running processes are checked. Defaults to 60000. */
@@ -39,7 +51,14 @@ Options:
   --socket PATH              socket to serve on (env PROCMON_SOCKET;
                              default ${defaultSocketPath({})} for this user)
   --config FILE              YAML file of processes to add at start
-  --state-file FILE          persist the process list here
+  --state-file FILE          persist the process list here (default
+                             ${defaultStateFile({})} for this user)
+  --no-state-file            keep the process list in memory only
+  --socket-mode MODE         octal mode of the socket file (0600)
+  --socket-group GROUP       group (name or id) given the socket file
+  --max-processes N          most processes registered at once (${DEFAULT_LIMITS.maxProcesses})
+  --max-spec-bytes N         most bytes of args and env in one spec (${DEFAULT_LIMITS.maxSpecBytes})
+  --max-message-size N       largest request accepted, in bytes (4194304)
   --threshold D              runs shorter than this are instant deaths (1s)
   --kill-time D              SIGTERM to SIGKILL grace (5s)
   --min-restart-delay D      first backoff delay (1s)
@@ -66,6 +85,49 @@ function duration(flag: string, text: string | undefined, fallback: number): num
   if (ms <= 0)
     throw new ProcmonError("invalid_argument", `--${flag} must be positive, got ${text}`);
   return ms;
+}
+
+/**
+ * The state file when none is given: /var/lib/procmon/state.json for root,
+ * else $XDG_STATE_HOME/procmon/state.json or ~/.local/state/procmon/state.json.
+ */
+export function defaultStateFile(env: NodeJS.ProcessEnv): string {
+  if ((process.getuid?.() ?? 0) === 0) return "/var/lib/procmon/state.json";
+  const stateHome = env.XDG_STATE_HOME || join(env.HOME || homedir(), ".local", "state");
+  return join(stateHome, "procmon", "state.json");
+}
+
+function socketMode(text: string | undefined): number {
+  if (text === undefined) return 0o600;
+  if (!/^0?[0-7]{3}$/.test(text)) {
+    throw new ProcmonError(
+      "invalid_argument",
+      `--socket-mode must be an octal mode such as 0660, got "${text}"`,
+    );
+  }
+  const mode = Number.parseInt(text, 8);
+  if (mode & 0o007) {
+    throw new ProcmonError(
+      "invalid_argument",
+      `--socket-mode ${text} would let every user run commands: leave "other" bits at 0`,
+    );
+  }
+  return mode;
+}
+
+function groupId(text: string): number {
+  if (/^\d+$/.test(text)) return Number(text);
+  let groups = "";
+  try {
+    groups = readFileSync("/etc/group", "utf8");
+  } catch {
+    // No group database: only numeric groups work.
+  }
+  for (const line of groups.split("\n")) {
+    const [name, , gid] = line.split(":");
+    if (name === text && gid !== undefined) return Number(gid);
+  }
+  throw new ProcmonError("invalid_argument", `--socket-group: no group named "${text}"`);
 }
 
 function count(flag: string, text: string | undefined, fallback: number): number {
@@ -125,7 +187,21 @@ export function parseFlags(argv: readonly string[], env: NodeJS.ProcessEnv): Par
     options: {
       socketPath: values.socket ?? defaultSocketPath(env),
       configFile: values.config,
-      stateFile: values["state-file"],
+      stateFile: values["no-state-file"]
+        ? undefined
+        : (values["state-file"] ?? defaultStateFile(env)),
+      socketMode: socketMode(values["socket-mode"]),
+      socketGroup:
+        values["socket-group"] === undefined ? undefined : groupId(values["socket-group"]),
+      limits: {
+        maxProcesses: count("max-processes", values["max-processes"], DEFAULT_LIMITS.maxProcesses),
+        maxSpecBytes: count(
+          "max-spec-bytes",
+          values["max-spec-bytes"],
+          DEFAULT_LIMITS.maxSpecBytes,
+        ),
+      },
+      maxMessageBytes: count("max-message-size", values["max-message-size"], 4 * 1024 * 1024),
       policy,
       consistencyDelayMs: duration("consistency-delay", values["consistency-delay"], 60_000),
       logLevel,
@@ -155,6 +231,12 @@ function parse(argv: readonly string[]) {
       socket: { type: "string" },
       config: { type: "string" },
       "state-file": { type: "string" },
+      "no-state-file": { type: "boolean" },
+      "socket-mode": { type: "string" },
+      "socket-group": { type: "string" },
+      "max-processes": { type: "string" },
+      "max-spec-bytes": { type: "string" },
+      "max-message-size": { type: "string" },
       threshold: { type: "string" },
       "kill-time": { type: "string" },
       "min-restart-delay": { type: "string" },

@@ -51,6 +51,10 @@ async function main(): Promise<void> {
       },
     );
   };
+  process.on("SIGHUP", () => {
+    logger.info({ signal: "SIGHUP" }, "signal received: reloading the config");
+    daemon.reload().catch((err: unknown) => logger.error({ err }, "config reload failed"));
+  });
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
 }

@@ -14,6 +14,7 @@ import {
 import { effectivePath, lookupExecutable } from "./executable.js";
 import type { FlowGate } from "./flow-gate.js";
 import { LineSplitter } from "./line-splitter.js";
+import { readProcStat } from "./proc-stat.js";
 
 /** Options of {@link NodeSpawner}. */
 export interface NodeSpawnerOptions {
@@ -24,16 +25,24 @@ export interface NodeSpawnerOptions {
   readonly exitGraceMs?: number | undefined;
   /** Pauses reading children's pipes while closed (the log sink is full). Defaults to always open. */
   readonly outputGate?: FlowGate | undefined;
+  /**
+   * Set in every child's environment, whatever its spec says: marks the
+   * children of one registry so that a later daemon can find what a killed
+   * one left behind. Defaults to none.
+   */
+  readonly markerEnv?: Readonly<Record<string, string>> | undefined;
 }
 
 /** Starts children with node:child_process, each the leader of its own process group. */
 export class NodeSpawner implements Spawner {
   readonly #exitGraceMs: number;
   readonly #outputGate: FlowGate | undefined;
+  readonly #markerEnv: Readonly<Record<string, string>>;
 
   constructor(options: NodeSpawnerOptions = {}) {
     this.#exitGraceMs = options.exitGraceMs ?? 100;
     this.#outputGate = options.outputGate;
+    this.#markerEnv = options.markerEnv ?? {};
   }
 
   spawn(request: SpawnRequest, handlers: ChildHandlers): Child {
@@ -48,7 +57,12 @@ export class NodeSpawner implements Spawner {
     try {
       child = spawn(lookup.path, request.args.slice(1), {
         argv0: file,
-        env: request.clearEnv ? request.env : { ...process.env, ...request.env },
+        env: {
+          ...(request.clearEnv ? {} : process.env),
+          ...request.env,
+          ...this.#markerEnv,
+          ...(request.name === undefined ? {} : { PROCMON_NAME: request.name }),
+        },
         cwd: request.cwd || undefined,
         uid: request.uid,
         gid: request.gid,
@@ -74,6 +88,8 @@ export class NodeSpawner implements Spawner {
 class NodeChild implements Child {
   readonly pid: number;
   #exited = false;
+  /** From /proc at spawn: tells this process from a later one given the same pid. */
+  readonly #startTime: string | undefined;
 
   constructor(
     child: ChildProcess,
@@ -83,6 +99,7 @@ class NodeChild implements Child {
     gate: FlowGate | undefined,
   ) {
     this.pid = pid;
+    this.#startTime = readProcStat(pid)?.startTime;
     let openPipes = 0;
     let exit: ChildExit | undefined;
     let graceTimer: NodeJS.Timeout | undefined;
@@ -126,6 +143,12 @@ class NodeChild implements Child {
       if (openPipes === 0) report();
       else graceTimer = setTimeout(report, exitGraceMs);
     });
+  }
+
+  isAlive(): boolean {
+    // An exit already seen is being reported: not the check's to repair.
+    if (this.#exited || this.#startTime === undefined) return true;
+    return readProcStat(this.pid)?.startTime === this.#startTime;
   }
 
   signal(signal: StopSignal): void {

@@ -14,6 +14,8 @@ export interface ChildExit {
 
 /** What to run: the parts of a process spec that the spawner needs. */
 export interface SpawnRequest {
+  /** The process's name, for the child's PROCMON_NAME. */
+  readonly name?: string;
   /** argv; `args[0]` is a path or a bare name looked up on PATH. Never a shell. */
   readonly args: readonly string[];
   /** Variables set over the base environment. */
@@ -48,6 +50,11 @@ export interface Child {
    * has exited, so that a reused pid is never signalled.
    */
   signal(signal: StopSignal): void;
+  /**
+   * False if the process is gone, or its pid now belongs to another process,
+   * without its exit having been reported. Undefined: cannot tell.
+   */
+  isAlive?(): boolean;
 }
 
 /** Starts children, as Twisted's reactor.spawnProcess does. */

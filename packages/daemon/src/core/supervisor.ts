@@ -4,7 +4,14 @@ import { notFound, ProcmonError } from "./errors.js";
 import type { EventBody, EventSink } from "./events.js";
 import { type Logger, silentLogger } from "./logger.js";
 import { type Child, type ChildExit, SpawnError, type Spawner } from "./spawner.js";
-import type { ExitStatus, ProcessSpec, ProcessView, StateName, StopReason } from "./types.js";
+import type {
+  ExitStatus,
+  Intent,
+  ProcessSpec,
+  ProcessView,
+  StateName,
+  StopReason,
+} from "./types.js";
 
 /** What happens once a stopping process has exited. */
 type AfterExit = "stay-stopped" | "start" | "forget";
@@ -48,7 +55,9 @@ const stopped = (): Stopped => ({ kind: "stopped" });
 
 /** One supervised process: its spec and everything the monitor knows of it. */
 interface Entry {
-  readonly spec: ProcessSpec;
+  /** Replaced by update(); each launch uses the current one. */
+  spec: ProcessSpec;
+  intent: Intent;
   state: State;
   backoff: Backoff;
   restartCount: number;
@@ -91,17 +100,48 @@ export class Supervisor {
     this.logger = deps.logger ?? silentLogger;
   }
 
+  /** How many processes are registered. */
+  get size(): number {
+    return this.entries.size;
+  }
+
   /**
    * Registers a validated spec and starts it at once.
    * @throws ProcmonError already_exists if the name is in use.
    */
   add(spec: ProcessSpec): ProcessView {
+    return this.register(spec, "running", true);
+  }
+
+  /**
+   * Registers a process a previous daemon had (no `added` event: it is not
+   * new), starting it only if it should be running.
+   */
+  restore(spec: ProcessSpec, intent: Intent): ProcessView {
+    return this.register(spec, intent, false);
+  }
+
+  /**
+   * Replaces a process's spec. One that should be running is restarted with
+   * it (no backoff); a stopped one just keeps it for its next start.
+   */
+  async update(spec: ProcessSpec): Promise<ProcessView> {
+    this.refuseWhileShuttingDown();
+    const entry = this.lookup(spec.name);
+    entry.spec = spec;
+    entry.backoff = Backoff.initial(spec.minRestartDelayMs, spec.maxRestartDelayMs);
+    if (entry.intent === "stopped") return this.view(entry);
+    return this.restartEntry(entry);
+  }
+
+  private register(spec: ProcessSpec, intent: Intent, announce: boolean): ProcessView {
     this.refuseWhileShuttingDown();
     if (this.entries.has(spec.name)) {
       throw new ProcmonError("already_exists", `process "${spec.name}" already exists`);
     }
     const entry: Entry = {
       spec,
+      intent,
       state: stopped(),
       backoff: Backoff.initial(spec.minRestartDelayMs, spec.maxRestartDelayMs),
       restartCount: 0,
@@ -110,8 +150,8 @@ export class Supervisor {
       exitWaiters: [],
     };
     this.entries.set(spec.name, entry);
-    this.report(entry, { kind: "added", spec });
-    this.launch(entry);
+    if (announce) this.report(entry, { kind: "added", spec });
+    if (intent === "running") this.launch(entry);
     return this.view(entry);
   }
 
@@ -142,6 +182,7 @@ export class Supervisor {
     this.refuseWhileShuttingDown();
     const entry = this.lookup(name);
     const state = entry.state;
+    if (!(state.kind === "stopping" && state.after === "forget")) entry.intent = "running";
     switch (state.kind) {
       case "running":
         return this.view(entry);
@@ -163,6 +204,7 @@ export class Supervisor {
   async stop(name: string): Promise<ProcessView> {
     const entry = this.lookup(name);
     const state = entry.state;
+    entry.intent = "stopped";
     switch (state.kind) {
       case "running":
         this.beginStop(entry, state, "stop", "stay-stopped");
@@ -182,7 +224,10 @@ export class Supervisor {
   /** Stops the process and starts it again at once, with no backoff. */
   async restart(name: string): Promise<ProcessView> {
     this.refuseWhileShuttingDown();
-    return this.restartEntry(this.lookup(name));
+    const entry = this.lookup(name);
+    const view = this.restartEntry(entry);
+    entry.intent = "running";
+    return view;
   }
 
   /** Restarts every running or backing-off process concurrently; resolves with all processes. */
@@ -205,6 +250,27 @@ export class Supervisor {
     return [...this.entries.values()]
       .sort((a, b) => (a.spec.name < b.spec.name ? -1 : a.spec.name > b.spec.name ? 1 : 0))
       .map((e) => this.view(e));
+  }
+
+  /**
+   * Checks that each process believed running is alive and still ours; one
+   * that is not is handled as if it had exited (signal "LOST") and restarted.
+   * Returns the names repaired.
+   */
+  checkConsistency(): string[] {
+    const repaired: string[] = [];
+    for (const entry of [...this.entries.values()]) {
+      const state = entry.state;
+      if (state.kind !== "running" && state.kind !== "stopping") continue;
+      if (state.child.isAlive?.() !== false) continue;
+      this.logger.warn(
+        { process: entry.spec.name, childPid: state.child.pid },
+        "process is gone without an exit: repairing",
+      );
+      repaired.push(entry.spec.name);
+      this.onExit(entry, state.child, { code: null, signal: "LOST" });
+    }
+    return repaired;
   }
 
   /** True while shutdown() is in progress or done. */
@@ -417,6 +483,7 @@ export class Supervisor {
       lastExit: entry.lastExit,
       nextRestartAtWallMs: state.kind === "backoff" ? state.restartAtWall : undefined,
       restartDelayMs: entry.backoff.delayMs,
+      intent: entry.intent,
     };
   }
 }

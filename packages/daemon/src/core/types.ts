@@ -42,6 +42,9 @@ export interface ExitStatus {
 /** The names of the supervision states. */
 export type StateName = "running" | "backoff" | "stopping" | "stopped";
 
+/** Whether a process should be running: what a daemon restart brings back. */
+export type Intent = "running" | "stopped";
+
 /** Why a process is being stopped. */
 export type StopReason = "stop" | "remove" | "restart" | "shutdown";
 
@@ -61,4 +64,6 @@ export interface ProcessView {
   readonly nextRestartAtWallMs: number | undefined;
   /** The delay the next instant death will wait. */
   readonly restartDelayMs: number;
+  /** Whether it should be running: changed only by add, start, stop and restart. */
+  readonly intent: Intent;
 }

@@ -64,9 +64,12 @@ export class EventLog {
   constructor(
     private readonly clock: Clock,
     readonly retention: Retention = DEFAULT_RETENTION,
+    /** The seq numbering continues after (a previous daemon's last); nothing before it is kept. */
+    continueAfterSeq = 0n,
   ) {
-    this.state = new Retained(retention.stateEvents, Number.MAX_SAFE_INTEGER);
-    this.output = new Retained(retention.outputLines, retention.outputBytes);
+    this.seq = continueAfterSeq;
+    this.state = new Retained(retention.stateEvents, Number.MAX_SAFE_INTEGER, continueAfterSeq);
+    this.output = new Retained(retention.outputLines, retention.outputBytes, continueAfterSeq);
   }
 
   /** The seq of the last event appended; 0 before any. */

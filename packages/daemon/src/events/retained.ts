@@ -20,7 +20,11 @@ export class Retained {
     readonly maxCount: number,
     /** The most bytes kept (by each event's estimated size). */
     readonly maxBytes: number,
-  ) {}
+    /** Seqs up to this one count as evicted: a previous daemon had them. */
+    firstSeqAfter = 0n,
+  ) {
+    this.evictedUpTo = firstSeqAfter;
+  }
 
   /** The absolute index of the oldest event kept. */
   get start(): number {

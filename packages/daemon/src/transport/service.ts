@@ -27,23 +27,22 @@ import {
   WatchEventsResponseSchema,
 } from "@procmon/client/gen/procmon/v1/procmon_pb.js";
 import type { GrpcServiceImplementation } from "@procmon/client/grpc";
-import { validateSpec } from "../adapters/validate-spec.js";
+import type { Control } from "../control.js";
 import { ProcmonError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import type { Supervisor } from "../core/supervisor.js";
-import type { Policy, ProcessView } from "../core/types.js";
+import type { ProcessView } from "../core/types.js";
 import type { EventLog, Subscription } from "../events/event-log.js";
 import { eventToProto, processToProto } from "./convert.js";
 import { toServiceError } from "./errors.js";
 
 /** What the ProcessMonitor service delegates to. */
 export interface ServiceDeps {
+  /** The use cases that change the registry (and persist it). */
+  readonly control: Control;
+  /** Read-only views. */
   readonly supervisor: Supervisor;
   readonly events: EventLog;
-  /** The daemon's default timings, filled into specs that leave them unset. */
-  readonly defaults: Policy;
-  /** The daemon's own uid and gid: other ids need a root daemon. */
-  readonly identity: { readonly uid: number; readonly gid: number };
   readonly logger: Logger;
 }
 
@@ -51,12 +50,12 @@ type Handler<Req, Res> = (request: Req) => Res | Promise<Res>;
 
 /**
  * The procmon.v1.ProcessMonitor handlers, keyed by method local name: each one
- * converts, delegates to the supervisor, and maps errors to gRPC statuses.
+ * converts, delegates to the control layer, and maps errors to gRPC statuses.
  */
 export function processMonitorService(
   deps: ServiceDeps,
 ): GrpcServiceImplementation<typeof ProcessMonitor> {
-  const { supervisor, events, logger } = deps;
+  const { control, supervisor, events, logger } = deps;
 
   function unary<Req, Res>(handler: Handler<Req, Res>) {
     return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
@@ -74,28 +73,23 @@ export function processMonitorService(
   const one = (view: ProcessView): { process: Process } => ({ process: processToProto(view) });
 
   return {
-    addProcess: unary((request: AddProcessRequest) => {
-      const spec = validateSpec(request.process, {
-        defaults: deps.defaults,
-        daemonUid: deps.identity.uid,
-        daemonGid: deps.identity.gid,
-      });
-      return create(AddProcessResponseSchema, one(supervisor.add(spec)));
-    }),
+    addProcess: unary(async (request: AddProcessRequest) =>
+      create(AddProcessResponseSchema, one(await control.add(request.process))),
+    ),
     removeProcess: unary(async (request: { name: string }) =>
-      create(RemoveProcessResponseSchema, one(await supervisor.remove(name(request)))),
+      create(RemoveProcessResponseSchema, one(await control.remove(name(request)))),
     ),
     startProcess: unary(async (request: StartProcessRequest) =>
-      create(StartProcessResponseSchema, one(await supervisor.start(name(request)))),
+      create(StartProcessResponseSchema, one(await control.start(name(request)))),
     ),
     stopProcess: unary(async (request: StopProcessRequest) =>
-      create(StopProcessResponseSchema, one(await supervisor.stop(name(request)))),
+      create(StopProcessResponseSchema, one(await control.stop(name(request)))),
     ),
     restartProcess: unary(async (request: RestartProcessRequest) =>
-      create(RestartProcessResponseSchema, one(await supervisor.restart(name(request)))),
+      create(RestartProcessResponseSchema, one(await control.restart(name(request)))),
     ),
     restartAll: unary(async () => {
-      const views = await supervisor.restartAll();
+      const views = await control.restartAll();
       return create(RestartAllResponseSchema, { processes: views.map(processToProto) });
     }),
     getProcess: unary((request: GetProcessRequest) =>

@@ -109,37 +109,48 @@ describe("Retained", () => {
 
   it("keeps exactly the newest events within both bounds (seeded random pushes)", () => {
     const rand = seeded(42);
+    const problems: string[] = [];
+    const check = (ok: boolean, what: () => string) => {
+      if (!ok && problems.length < 5) problems.push(what());
+    };
     for (let round = 0; round < 20; round++) {
       const maxCount = 1 + Math.floor(rand() * 50);
       const maxBytes = 1 + Math.floor(rand() * 2000);
       const r = new Retained(maxCount, maxBytes);
       const sizes: number[] = [];
+      const seqs: bigint[] = [];
       let seq = 0n;
       for (let n = 0; n < 3000; n++) {
         seq += 1n + BigInt(Math.floor(rand() * 3)); // gaps, as in a log of two kinds
         const bytes = Math.floor(rand() * 300);
         r.push(logged(seq), bytes);
         sizes.push(bytes);
+        seqs.push(seq);
+        const at = () => `round ${round} (maxCount ${maxCount}, maxBytes ${maxBytes}) push ${n}`;
         const count = r.end - r.start;
         const kept = r.bytesAfter(r.start);
-        expect(r.end).toBe(n + 1);
-        expect(count).toBeGreaterThanOrEqual(1);
-        expect(count).toBeLessThanOrEqual(maxCount);
-        if (count > 1) expect(kept).toBeLessThanOrEqual(maxBytes);
-        // What is kept is what was pushed last...
+        check(r.end === n + 1, () => `${at()}: end ${r.end}`);
+        check(count >= 1 && count <= maxCount, () => `${at()}: holds ${count}`);
+        check(count === 1 || kept <= maxBytes, () => `${at()}: holds ${kept} bytes`);
+        // What is kept is exactly the newest pushes, with their bytes...
         let expectedKept = 0;
-        for (let i = r.start; i < r.end; i++) expectedKept += sizes[i] ?? Number.NaN;
-        expect(kept).toBe(expectedKept);
-        expect(r.at(r.end - 1)?.seq).toBe(seq);
-        // ... and nothing more was evicted than the bounds require.
-        const previous = sizes[r.start - 1];
-        if (previous !== undefined && count < maxCount) {
-          expect(kept + previous).toBeGreaterThan(maxBytes);
+        for (let i = r.start; i < r.end; i++) {
+          expectedKept += sizes[i] ?? Number.NaN;
+          check(r.at(i)?.seq === seqs[i], () => `${at()}: index ${i} holds ${r.at(i)?.seq}`);
         }
-        if (r.start > 0) expect(r.lastEvictedSeq).toBeLessThan(r.at(r.start)?.seq ?? 0n);
-        else expect(r.lastEvictedSeq).toBe(0n);
+        check(kept === expectedKept, () => `${at()}: counts ${kept} bytes, not ${expectedKept}`);
+        // ... nothing more was evicted than the bounds require...
+        const previous = sizes[r.start - 1];
+        check(
+          previous === undefined || count === maxCount || kept + previous > maxBytes,
+          () => `${at()}: evicted index ${r.start - 1} needlessly`,
+        );
+        // ... and the last evicted seq is the one just before the window.
+        const evicted = r.start === 0 ? 0n : seqs[r.start - 1];
+        check(r.lastEvictedSeq === evicted, () => `${at()}: lastEvictedSeq ${r.lastEvictedSeq}`);
       }
     }
+    expect(problems).toEqual([]);
   });
 
   it("compacts its arrays: a million pushes through a small window stay small and fast", () => {

@@ -38,6 +38,7 @@ const SPEC: ProcessSpec = {
 
 const VIEW: ProcessView = {
   spec: SPEC,
+  intent: "running",
   state: "backoff",
   pid: 0,
   startedAtWallMs: 1_700_000_000_123.456,

@@ -1,0 +1,139 @@
+// The commands that make one call and print its answer: add, rm, start,
+// stop, restart, restart-all, get and ls.
+import { create } from "@bufbuild/protobuf";
+import type { Duration } from "@bufbuild/protobuf/wkt";
+import type { ProcessSpecInit } from "../client.js";
+import {
+  ListProcessesResponseSchema,
+  type Process,
+  ProcessSchema,
+  RestartAllResponseSchema,
+} from "../gen/procmon/v1/procmon_pb.js";
+import { durationToMs } from "./durations.js";
+import { processDetails, processLine, processTable } from "./format.js";
+import { printJson, printLine, quickCall, type Session, waitingCall } from "./session.js";
+
+/** The flags of `add`, parsed. */
+export interface AddFlags {
+  /** --env K=V, in order; a later key wins. */
+  readonly env?: readonly (readonly [string, string])[];
+  /** --clear-env. */
+  readonly clearEnv?: boolean;
+  /** --cwd DIR, made absolute. */
+  readonly cwd?: string;
+  /** --uid N. */
+  readonly uid?: number;
+  /** --gid N. */
+  readonly gid?: number;
+  /** --threshold D. */
+  readonly threshold?: Duration;
+  /** --kill-time D. */
+  readonly killTime?: Duration;
+  /** --min-restart-delay D. */
+  readonly minRestartDelay?: Duration;
+  /** --max-restart-delay D. */
+  readonly maxRestartDelay?: Duration;
+}
+
+/** The spec `add NAME [flags] -- ARGS...` asks for; unset flags are left to the daemon's defaults. */
+export function specOf(name: string, args: readonly string[], flags: AddFlags): ProcessSpecInit {
+  const spec: ProcessSpecInit = {
+    name,
+    args: [...args],
+    env: Object.fromEntries(flags.env ?? []),
+    clearEnv: flags.clearEnv ?? false,
+  };
+  if (flags.cwd !== undefined) spec.cwd = flags.cwd;
+  if (flags.uid !== undefined) spec.uid = flags.uid;
+  if (flags.gid !== undefined) spec.gid = flags.gid;
+  if (flags.threshold) spec.threshold = flags.threshold;
+  if (flags.killTime) spec.killTime = flags.killTime;
+  if (flags.minRestartDelay) spec.minRestartDelay = flags.minRestartDelay;
+  if (flags.maxRestartDelay) spec.maxRestartDelay = flags.maxRestartDelay;
+  return spec;
+}
+
+/** `add`: registers and starts a process; prints it running. */
+export async function add(
+  session: Session,
+  name: string,
+  args: readonly string[],
+  flags: AddFlags,
+): Promise<void> {
+  const process = await session.client.addProcess(specOf(name, args, flags), quickCall(session));
+  printProcess(session, process);
+}
+
+/** `rm`: stops and forgets a process; prints its final state. */
+export async function remove(session: Session, name: string): Promise<void> {
+  const options = waitingCall(session, await killTimeOf(session, name));
+  const process = await session.client.removeProcess(name, options);
+  if (session.globals.json) printJson(session, ProcessSchema, process);
+  else printLine(session, `${name} removed`);
+}
+
+/** `start`: starts a stopped process, or one in backoff now. */
+export async function start(session: Session, name: string): Promise<void> {
+  // A stopping process is started once it has exited: allow for its kill time.
+  const options = waitingCall(session, await killTimeOf(session, name));
+  printProcess(session, await session.client.startProcess(name, options));
+}
+
+/** `stop`: stops a process and keeps it stopped; prints it once it has exited. */
+export async function stop(session: Session, name: string): Promise<void> {
+  const options = waitingCall(session, await killTimeOf(session, name));
+  printProcess(session, await session.client.stopProcess(name, options));
+}
+
+/** `restart`: stops a process and starts it again at once. */
+export async function restart(session: Session, name: string): Promise<void> {
+  const options = waitingCall(session, await killTimeOf(session, name));
+  printProcess(session, await session.client.restartProcess(name, options));
+}
+
+/** `restart-all`: restarts every running or backing-off process at once. */
+export async function restartAll(session: Session): Promise<void> {
+  const { processes: before } = await session.client.listProcesses(quickCall(session));
+  // All restart at once, so the slowest to stop sets the pace.
+  const slowest = Math.max(0, ...before.map(killTimeMs));
+  const processes = await session.client.restartAll(waitingCall(session, slowest));
+  if (session.globals.json) {
+    printJson(session, RestartAllResponseSchema, create(RestartAllResponseSchema, { processes }));
+    return;
+  }
+  for (const process of processes) printLine(session, processLine(process, session.now()));
+}
+
+/** `get`: one process, in detail. */
+export async function get(session: Session, name: string): Promise<void> {
+  const process = await session.client.getProcess(name, quickCall(session));
+  if (session.globals.json) printJson(session, ProcessSchema, process);
+  else printLine(session, processDetails(process, session.now()));
+}
+
+/** `ls`: every process as a table, or as `{processes, lastEventSeq}` with --json. */
+export async function list(session: Session): Promise<void> {
+  const { processes, lastEventSeq } = await session.client.listProcesses(quickCall(session));
+  if (session.globals.json) {
+    const response = create(ListProcessesResponseSchema, { processes, lastEventSeq });
+    printJson(session, ListProcessesResponseSchema, response);
+    return;
+  }
+  printLine(session, processTable(processes, session.now()));
+}
+
+function printProcess(session: Session, process: Process): void {
+  if (session.globals.json) printJson(session, ProcessSchema, process);
+  else printLine(session, processLine(process, session.now()));
+}
+
+/** How long the daemon may wait for `name` to exit once signalled; also fails early for an unknown name. */
+async function killTimeOf(session: Session, name: string): Promise<number> {
+  // With --timeout the user chose the deadline: no need to look.
+  if (session.globals.timeoutMs !== undefined) return 0;
+  return killTimeMs(await session.client.getProcess(name, quickCall(session)));
+}
+
+function killTimeMs(process: Process): number {
+  return durationToMs(process.spec?.killTime);
+}

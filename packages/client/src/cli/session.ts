@@ -1,0 +1,94 @@
+// What every command runs with: the global flags, a client of the daemon,
+// where to print, and the deadlines that keep a call from hanging.
+import { type DescMessage, type MessageShape, toJson } from "@bufbuild/protobuf";
+import { type CallOptions, createClient, type ProcmonClient } from "../client.js";
+import { defaultSocketPath } from "../socket.js";
+
+/** Where the CLI prints. */
+export interface Io {
+  /** Writes to standard output as is. */
+  out(text: string): void;
+  /** Writes to standard error as is. */
+  err(text: string): void;
+}
+
+/** The global flags, as commander parsed them. */
+export interface GlobalFlags {
+  /** --socket PATH. */
+  readonly socket?: string;
+  /** --json. */
+  readonly json?: boolean;
+  /** --timeout D, already in ms. */
+  readonly timeout?: number;
+}
+
+/** The global settings of one run. */
+export interface Globals {
+  /** The daemon's socket: --socket, else PROCMON_SOCKET, else the per-user default. */
+  readonly socket: string;
+  /** Print JSON (protobuf's canonical JSON form) instead of text. */
+  readonly json: boolean;
+  /** The deadline of every unary call in ms, as given by --timeout; undefined for the defaults. */
+  readonly timeoutMs: number | undefined;
+}
+
+/** Everything a command needs. */
+export interface Session {
+  /** The global settings. */
+  readonly globals: Globals;
+  /** A client of the daemon at `globals.socket`. */
+  readonly client: ProcmonClient;
+  /** Where to print. */
+  readonly io: Io;
+  /** The current wall-clock time in ms, for uptimes and restart times. */
+  now(): number;
+}
+
+/**
+ * The deadline of a call that answers at once (add, start, get, ls). An
+ * unreachable daemon fails far sooner: the client does not wait for a connection.
+ */
+export const QUICK_TIMEOUT_MS = 5_000;
+
+/** The settings of a run with these flags. */
+export function globalsOf(flags: GlobalFlags): Globals {
+  return {
+    socket: flags.socket ?? defaultSocketPath(),
+    json: flags.json ?? false,
+    timeoutMs: flags.timeout,
+  };
+}
+
+/** Opens a session; the caller closes its client. */
+export function openSession(globals: Globals, io: Io): Session {
+  return { globals, io, client: createClient({ socket: globals.socket }), now: Date.now };
+}
+
+/** Call options for a call that answers at once: --timeout, else {@link QUICK_TIMEOUT_MS}. */
+export function quickCall(session: Session): CallOptions {
+  return { timeoutMs: session.globals.timeoutMs ?? QUICK_TIMEOUT_MS };
+}
+
+/**
+ * Call options for a call that may wait for processes to exit (stop, rm,
+ * restart): the daemon answers only after up to `killTimeMs`, so the default
+ * deadline allows for it on top of {@link QUICK_TIMEOUT_MS}.
+ */
+export function waitingCall(session: Session, killTimeMs: number): CallOptions {
+  return { timeoutMs: session.globals.timeoutMs ?? QUICK_TIMEOUT_MS + Math.ceil(killTimeMs) };
+}
+
+/** Prints `message` as one line of protobuf JSON, implicit fields included so scripts see a stable shape. */
+export function printJson<Desc extends DescMessage>(
+  session: Session,
+  schema: Desc,
+  message: MessageShape<Desc>,
+): void {
+  const json = toJson(schema, message, { alwaysEmitImplicit: true });
+  session.io.out(`${JSON.stringify(json)}\n`);
+}
+
+/** Prints `text` and a newline, unless it is empty. */
+export function printLine(session: Session, text: string): void {
+  if (text !== "") session.io.out(`${text}\n`);
+}

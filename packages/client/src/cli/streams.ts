@@ -1,0 +1,149 @@
+// The commands that follow the event stream: watch and logs.
+import {
+  Code,
+  hasCode,
+  isOutOfRange,
+  OLDEST_RESUMABLE_SEQ_KEY,
+  type ProcmonError,
+} from "../errors.js";
+import { type Event, EventSchema } from "../gen/procmon/v1/procmon_pb.js";
+import { eventLine } from "./format.js";
+import { printJson, printLine, quickCall, type Session } from "./session.js";
+
+/** The flags of `watch`, parsed. */
+export interface WatchFlags {
+  /** --output: also output lines. */
+  readonly output?: boolean;
+  /** --since SEQ: replay the retained events after SEQ first. */
+  readonly since?: bigint;
+}
+
+/** The flags of `logs`, parsed. */
+export interface LogsFlags {
+  /** --follow: keep printing new lines until interrupted. */
+  readonly follow?: boolean;
+}
+
+/**
+ * `watch`: prints events as they happen (after `--since`, else after now),
+ * across broken streams and daemon restarts, until SIGINT or SIGTERM.
+ * @throws ProcmonError OUT_OF_RANGE when `--since` is no longer (or not yet) retained.
+ */
+export async function watch(session: Session, names: string[], flags: WatchFlags): Promise<void> {
+  await untilInterrupted(async (signal) => {
+    // Take the cursor here, with a deadline, so an unreachable daemon fails fast.
+    const afterSeq =
+      flags.since ??
+      (await session.client.listProcesses({ ...quickCall(session), signal })).lastEventSeq;
+    const includeOutput = flags.output ?? false;
+    for await (const event of session.client.watch({ names, includeOutput, afterSeq, signal })) {
+      if (session.globals.json) printJson(session, EventSchema, event);
+      else printLine(session, eventLine(event));
+    }
+  });
+}
+
+/**
+ * `logs`: prints the retained output lines of `name`, oldest first; with
+ * `--follow`, then new ones until interrupted.
+ *
+ * Without `--follow` it must know when it has caught up, and the daemon sends
+ * no marker at the end of a replay. So it takes `lastEventSeq` from
+ * ListProcesses and replays every event (all processes, output included):
+ * that stream has no gaps, so it has caught up exactly when it reaches that
+ * seq, and it keeps only `name`'s lines. This is precise where "stop when the
+ * stream goes idle" would be a guess, at the price of receiving the other
+ * processes' retained events too.
+ */
+export async function logs(session: Session, name: string, flags: LogsFlags): Promise<void> {
+  await untilInterrupted(async (signal) => {
+    const { client } = session;
+    const { processes, lastEventSeq } = await client.listProcesses({
+      ...quickCall(session),
+      signal,
+    });
+    // For an unknown name, let the daemon say so in its own words.
+    if (!processes.some((p) => p.spec?.name === name)) await client.getProcess(name, quickCall(session));
+
+    const events = flags.follow
+      ? resuming(session, 0n, undefined, (afterSeq) =>
+          client.watch({ names: [name], includeOutput: true, afterSeq, signal }),
+        )
+      : resuming(session, 0n, lastEventSeq, (afterSeq) =>
+          client.watchEvents({ includeOutput: true, afterSeq }, { signal }),
+        );
+    for await (const event of events) {
+      if (event.process !== name || event.kind.case !== "output") continue;
+      if (session.globals.json) printJson(session, EventSchema, event);
+      else session.io.out(`${event.kind.value.line}${event.kind.value.partial ? "" : "\n"}`);
+    }
+  });
+}
+
+/** How many reconnections in a row may deliver nothing before a replay gives up. */
+const MAX_IDLE_RESUMES = 5;
+
+/**
+ * The events of `open(after)`, reopened after the last one delivered when
+ * the daemon ends a stream that fell behind (RESOURCE_EXHAUSTED), and moved
+ * on to the oldest retained seq when the daemon no longer keeps `after`
+ * (OUT_OF_RANGE, which is expected at the start: old output is discarded).
+ * Ends once it has delivered `until`, if given.
+ */
+async function* resuming(
+  session: Session,
+  after: bigint,
+  until: bigint | undefined,
+  open: (afterSeq: bigint) => AsyncIterable<Event>,
+): AsyncGenerator<Event> {
+  let cursor = after;
+  let idleResumes = 0;
+  while (until === undefined || cursor < until) {
+    const before = cursor;
+    try {
+      for await (const event of open(cursor)) {
+        cursor = event.seq;
+        yield event;
+        if (until !== undefined && cursor >= until) return;
+      }
+      return;
+    } catch (err) {
+      const oldest = isOutOfRange(err) ? oldestResumable(err) : undefined;
+      if (oldest !== undefined && oldest > cursor) {
+        if (cursor !== after) {
+          session.io.err(`procmonctl: events up to #${oldest} are no longer kept; skipping them\n`);
+        }
+        cursor = oldest;
+        continue;
+      }
+      const fellBehind = hasCode(err, Code.RESOURCE_EXHAUSTED);
+      idleResumes = cursor === before ? idleResumes + 1 : 0;
+      if (!fellBehind || idleResumes >= MAX_IDLE_RESUMES) throw err;
+    }
+  }
+}
+
+function oldestResumable(err: ProcmonError): bigint | undefined {
+  const text = err.metadata[OLDEST_RESUMABLE_SEQ_KEY];
+  return text !== undefined && /^\d+$/.test(text) ? BigInt(text) : undefined;
+}
+
+/**
+ * Runs `body` with a signal aborted by SIGINT or SIGTERM; an interrupted run
+ * ends quietly (the user asked it to stop), anything else is rethrown.
+ */
+async function untilInterrupted(body: (signal: AbortSignal) => Promise<void>): Promise<void> {
+  const controller = new AbortController();
+  const interrupt = () => controller.abort(new Error("interrupted"));
+  process.once("SIGINT", interrupt);
+  process.once("SIGTERM", interrupt);
+  try {
+    await body(controller.signal);
+  } catch (err) {
+    if (controller.signal.aborted) return;
+    throw err;
+  } finally {
+    process.off("SIGINT", interrupt);
+    process.off("SIGTERM", interrupt);
+  }
+}

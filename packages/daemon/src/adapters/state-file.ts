@@ -1,0 +1,185 @@
+import { randomUUID } from "node:crypto";
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  writeSync,
+} from "node:fs";
+import { open, rename } from "node:fs/promises";
+import { dirname } from "node:path";
+import { ProcmonError } from "../core/errors.js";
+
+/** Where a registered process came from: the config file owns its entries, the API the rest. */
+export type ProcessSource = "api" | "config";
+
+/** Whether the process should be running. */
+export type Intent = "running" | "stopped";
+
+/** One registered process as persisted. */
+export interface PersistedProcess {
+  /** The spec in ProcessSpec's JSON form. */
+  readonly spec: unknown;
+  readonly intent: Intent;
+  readonly source: ProcessSource;
+}
+
+/** The whole state file. */
+export interface PersistedState {
+  readonly version: 1;
+  /** Identifies this registry's children (PROCMON_INSTANCE) across daemon restarts. */
+  readonly instance: string;
+  /**
+   * No event seq above this has been or will be used by the daemon that wrote
+   * it: the next daemon continues after it.
+   */
+  readonly seqReservedUpTo: string;
+  readonly processes: readonly PersistedProcess[];
+}
+
+/** A state for a registry that has never run. */
+export function emptyState(): PersistedState {
+  return { version: 1, instance: randomUUID(), seqReservedUpTo: "0", processes: [] };
+}
+
+function corrupt(path: string, problem: string): ProcmonError {
+  return new ProcmonError(
+    "failed_precondition",
+    `state file ${path} is unusable: ${problem}. It was left untouched: repair it or move it away to start with an empty registry`,
+  );
+}
+
+/**
+ * Reads the state file; undefined if it does not exist.
+ * @throws ProcmonError failed_precondition when it is empty, torn or not a state file:
+ * the daemon must refuse to start rather than wipe the registry.
+ */
+export function readStateFile(path: string): PersistedState | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw corrupt(path, (err as Error).message);
+  }
+  if (text.trim() === "") throw corrupt(path, "it is empty");
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    throw corrupt(path, `it is not valid JSON (${(err as Error).message})`);
+  }
+  if (typeof data !== "object" || data === null) throw corrupt(path, "it is not a JSON object");
+  const state = data as Partial<PersistedState>;
+  if (state.version !== 1) throw corrupt(path, `unknown version ${JSON.stringify(state.version)}`);
+  if (typeof state.instance !== "string" || state.instance === "") {
+    throw corrupt(path, "instance is missing");
+  }
+  if (typeof state.seqReservedUpTo !== "string" || !/^\d+$/.test(state.seqReservedUpTo)) {
+    throw corrupt(path, "seqReservedUpTo is missing or not a number");
+  }
+  if (!Array.isArray(state.processes)) throw corrupt(path, "processes is not a list");
+  for (const [i, p] of state.processes.entries()) {
+    const entry = p as Partial<PersistedProcess> | null;
+    if (
+      typeof entry !== "object" ||
+      entry === null ||
+      typeof entry.spec !== "object" ||
+      (entry.intent !== "running" && entry.intent !== "stopped") ||
+      (entry.source !== "api" && entry.source !== "config")
+    ) {
+      throw corrupt(path, `processes[${i}] is malformed`);
+    }
+  }
+  return state as PersistedState;
+}
+
+/**
+ * Writes the state file atomically and durably: a temp file in the same
+ * directory, fsync, rename over the old one, fsync of the directory. A power
+ * cut leaves either the old file or the new one, never a torn one. Writes are
+ * serialised; saves requested during a write are coalesced into one more.
+ */
+export class StateFileWriter {
+  #writing: Promise<void> | undefined;
+  #pending:
+    | { state: PersistedState; waiters: Array<[() => void, (err: unknown) => void]> }
+    | undefined;
+
+  constructor(readonly path: string) {}
+
+  /** Writes `state` synchronously: for start-up and the last write before exit. */
+  saveSync(state: PersistedState): void {
+    mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
+    const temp = `${this.path}.tmp`;
+    const fd = openSync(temp, "w", 0o600);
+    try {
+      writeSync(fd, serialise(state));
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temp, this.path);
+    fsyncDirectorySync(dirname(this.path));
+  }
+
+  /** Resolves once `state` (or a later one) is durably on disk. */
+  save(state: PersistedState): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (this.#pending) {
+        this.#pending.state = state;
+        this.#pending.waiters.push([resolve, reject]);
+      } else {
+        this.#pending = { state, waiters: [[resolve, reject]] };
+      }
+      if (!this.#writing) this.#writing = this.#drain();
+    });
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#pending) {
+      const { state, waiters } = this.#pending;
+      this.#pending = undefined;
+      try {
+        await this.#write(state);
+        for (const [resolve] of waiters) resolve();
+      } catch (err) {
+        for (const [, reject] of waiters) reject(err);
+      }
+    }
+    this.#writing = undefined;
+  }
+
+  async #write(state: PersistedState): Promise<void> {
+    const temp = `${this.path}.tmp`;
+    const file = await open(temp, "w", 0o600);
+    try {
+      await file.writeFile(serialise(state));
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    await rename(temp, this.path);
+    const dir = await open(dirname(this.path), "r");
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+  }
+}
+
+function serialise(state: PersistedState): string {
+  return `${JSON.stringify(state, null, 2)}\n`;
+}
+
+function fsyncDirectorySync(path: string): void {
+  const fd = openSync(path, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}

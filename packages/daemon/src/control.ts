@@ -1,0 +1,237 @@
+import { fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
+import {
+  type ProcessSpec as ProcessSpecProto,
+  ProcessSpecSchema,
+} from "@procmon/client/gen/procmon/v1/procmon_pb.js";
+import type { PersistedState, ProcessSource, StateFileWriter } from "./adapters/state-file.js";
+import { type ValidateSpecOptions, validateSpec } from "./adapters/validate-spec.js";
+import { ProcmonError } from "./core/errors.js";
+import type { Logger } from "./core/logger.js";
+import type { Supervisor } from "./core/supervisor.js";
+import type { ProcessSpec, ProcessView } from "./core/types.js";
+import type { EventLog } from "./events/event-log.js";
+import { specFromProto, specToProto } from "./transport/convert.js";
+
+/** Caps that keep one client from exhausting the daemon. */
+export interface Limits {
+  /** The most processes registered at once. Defaults to 10000. */
+  readonly maxProcesses: number;
+  /** The most bytes of args and env in one spec. Defaults to 256 KiB. */
+  readonly maxSpecBytes: number;
+}
+
+/** The default limits. */
+export const DEFAULT_LIMITS: Limits = { maxProcesses: 10_000, maxSpecBytes: 256 * 1024 };
+
+/** Seqs reserved in the state file at a time, so a crash never reuses one. */
+const SEQ_BLOCK = 1_000_000n;
+
+/** What Control needs. */
+export interface ControlDeps {
+  readonly supervisor: Supervisor;
+  readonly events: EventLog;
+  /** Where the registry is persisted; undefined to run without a state file. */
+  readonly store: StateFileWriter | undefined;
+  /** Identifies this registry's children. */
+  readonly instance: string;
+  readonly validation: ValidateSpecOptions;
+  readonly limits: Limits;
+  readonly logger: Logger;
+}
+
+/**
+ * The daemon's use cases: each call validates, applies the change through the
+ * supervisor, and persists the registry before it answers, so that what a
+ * client was told survives a crash.
+ */
+export class Control {
+  private readonly sources = new Map<string, ProcessSource>();
+  private seqReservedUpTo: bigint;
+
+  constructor(private readonly deps: ControlDeps) {
+    this.seqReservedUpTo = deps.events.lastSeq;
+  }
+
+  /** Validates and registers a process, and starts it. */
+  async add(
+    spec: ProcessSpecProto | undefined,
+    source: ProcessSource = "api",
+  ): Promise<ProcessView> {
+    const { supervisor, limits } = this.deps;
+    const normalised = validateSpec(spec, this.deps.validation);
+    checkSpecSize(normalised, limits.maxSpecBytes);
+    if (supervisor.size >= limits.maxProcesses && !this.sources.has(normalised.name)) {
+      throw new ProcmonError(
+        "resource_exhausted",
+        `procmond already supervises ${supervisor.size} processes, its limit (--max-processes ${limits.maxProcesses})`,
+      );
+    }
+    const view = supervisor.add(normalised);
+    this.sources.set(normalised.name, source);
+    await this.persist();
+    return view;
+  }
+
+  /** Stops and forgets a process. */
+  async remove(name: string): Promise<ProcessView> {
+    const view = await this.deps.supervisor.remove(name);
+    this.sources.delete(name);
+    await this.persist();
+    return view;
+  }
+
+  /** Starts a process. */
+  async start(name: string): Promise<ProcessView> {
+    return this.persisted(this.deps.supervisor.start(name));
+  }
+
+  /** Stops a process and keeps it stopped. */
+  async stop(name: string): Promise<ProcessView> {
+    return this.persisted(this.deps.supervisor.stop(name));
+  }
+
+  /** Restarts a process at once. */
+  async restart(name: string): Promise<ProcessView> {
+    return this.persisted(this.deps.supervisor.restart(name));
+  }
+
+  /** Restarts every running or backing-off process. */
+  async restartAll(): Promise<ProcessView[]> {
+    return this.persisted(this.deps.supervisor.restartAll());
+  }
+
+  /**
+   * Brings back the registry of a state file: every process with its
+   * intent (those that should run are started).
+   */
+  restore(state: PersistedState): void {
+    const { supervisor, validation, logger } = this.deps;
+    for (const persisted of state.processes) {
+      let spec: ProcessSpec;
+      try {
+        spec = specFromProto(
+          fromJson(ProcessSpecSchema, persisted.spec as JsonValue),
+          validation.defaults,
+        );
+      } catch (err) {
+        // The file was written by us: a spec we cannot read means it was edited by hand.
+        throw new ProcmonError(
+          "failed_precondition",
+          `state file holds a process that cannot be read (${(err as Error).message}); it was left untouched`,
+        );
+      }
+      // Not validated again: an executable that vanished meanwhile is the
+      // supervisor's to retry with backoff, not a reason to lose the process.
+      supervisor.restore(spec, persisted.intent);
+      this.sources.set(spec.name, persisted.source);
+    }
+    logger.info({ processes: state.processes.length }, "registry restored from the state file");
+  }
+
+  /**
+   * Makes the config file's processes the registered ones it owns: new
+   * entries are added and started, removed ones stopped and forgotten,
+   * changed ones restarted with their new spec, the rest left untouched.
+   * Processes added through the API are not the config's to remove.
+   */
+  async applyConfig(specs: readonly ProcessSpec[]): Promise<void> {
+    const { supervisor, logger } = this.deps;
+    const wanted = new Map(specs.map((s) => [s.name, s]));
+    const work: Promise<unknown>[] = [];
+    for (const [name, source] of this.sources) {
+      if (source === "config" && !wanted.has(name)) {
+        logger.info({ process: name }, "config: removing");
+        work.push(supervisor.remove(name).then(() => this.sources.delete(name)));
+      }
+    }
+    for (const spec of specs) {
+      let current: ProcessView | undefined;
+      try {
+        current = supervisor.get(spec.name);
+      } catch {
+        current = undefined;
+      }
+      if (current === undefined) {
+        logger.info({ process: spec.name }, "config: adding");
+        supervisor.add(spec);
+      } else if (sameSpec(current.spec, spec)) {
+        if (this.sources.get(spec.name) !== "config") {
+          logger.info({ process: spec.name }, "config: adopting a process added through the API");
+        }
+      } else {
+        logger.info({ process: spec.name }, "config: changed, restarting");
+        work.push(supervisor.update(spec));
+      }
+      this.sources.set(spec.name, "config");
+    }
+    await Promise.all(work);
+    await this.persist();
+  }
+
+  /** Called after each event: reserves more seqs in the state file well before they run out. */
+  afterEvent(): void {
+    if (this.deps.events.lastSeq + SEQ_BLOCK / 2n <= this.seqReservedUpTo) return;
+    this.seqReservedUpTo = this.deps.events.lastSeq + SEQ_BLOCK;
+    this.persist().catch((err: unknown) =>
+      this.deps.logger.warn({ err }, "could not reserve event seqs in the state file"),
+    );
+  }
+
+  /** Reserves the first block of seqs before any event is emitted. */
+  reserveSeqsSync(): void {
+    this.seqReservedUpTo = this.deps.events.lastSeq + SEQ_BLOCK;
+    this.deps.store?.saveSync(this.snapshot());
+  }
+
+  /** The last write before exit: the exact seq, so the next daemon continues without a jump. */
+  saveFinalSync(): void {
+    this.seqReservedUpTo = this.deps.events.lastSeq;
+    this.deps.store?.saveSync(this.snapshot());
+  }
+
+  /** The registry as the state file holds it. */
+  snapshot(): PersistedState {
+    return {
+      version: 1,
+      instance: this.deps.instance,
+      seqReservedUpTo: String(this.seqReservedUpTo),
+      processes: this.deps.supervisor.list().map((view) => ({
+        spec: specJson(view.spec),
+        intent: view.intent,
+        source: this.sources.get(view.spec.name) ?? "api",
+      })),
+    };
+  }
+
+  private async persisted<T>(change: Promise<T>): Promise<T> {
+    const result = await change;
+    await this.persist();
+    return result;
+  }
+
+  private persist(): Promise<void> {
+    return this.deps.store?.save(this.snapshot()) ?? Promise.resolve();
+  }
+}
+
+function specJson(spec: ProcessSpec): JsonValue {
+  return toJson(ProcessSpecSchema, specToProto(spec));
+}
+
+function sameSpec(a: ProcessSpec, b: ProcessSpec): boolean {
+  return JSON.stringify(specJson(a)) === JSON.stringify(specJson(b));
+}
+
+function checkSpecSize(spec: ProcessSpec, maxBytes: number): void {
+  let bytes = 0;
+  for (const arg of spec.args) bytes += Buffer.byteLength(arg) + 1;
+  for (const [key, value] of Object.entries(spec.env)) {
+    bytes += Buffer.byteLength(key) + Buffer.byteLength(value) + 2;
+  }
+  if (bytes > maxBytes) {
+    throw new ProcmonError(
+      "invalid_argument",
+      `args and env take ${bytes} bytes, over the limit of ${maxBytes} (--max-spec-bytes)`,
+    );
+  }
+}
