@@ -137,7 +137,8 @@ export type ExitStatus = Message<"procmon.v1.ExitStatus"> & {
     case: "exitCode";
   } | {
     /**
-     * The signal's name, such as "SIGKILL", when a signal ended it.
+     * The signal's name, such as "SIGKILL", when a signal ended it; "LOST"
+     * when the consistency check found the process gone without an exit.
      *
      * @generated from field: string signal = 2;
      */
