@@ -164,6 +164,9 @@ export class Subscription {
   private lastDelivered: bigint;
   private blocked = false;
   private done = false;
+  private readonly maxStateLag: number;
+  private readonly maxOutputLag: number;
+  private readonly maxOutputLagBytes: number;
 
   constructor(
     private readonly log: EventLog,
@@ -172,9 +175,19 @@ export class Subscription {
     afterSeq: bigint,
     private readonly buffers: { readonly state: Retained; readonly output: Retained },
   ) {
-    this.stateIndex = buffers.state.indexAfterSeq(afterSeq);
-    this.outputIndex = buffers.output.indexAfterSeq(afterSeq);
+    const { state, output } = buffers;
+    this.stateIndex = state.indexAfterSeq(afterSeq);
+    this.outputIndex = output.indexAfterSeq(afterSeq);
     this.lastDelivered = afterSeq;
+    // One that resumes far behind may catch up as long as its backlog does
+    // not grow much more: it is allowed its starting lag plus a quarter
+    // window, at least half a window, and never so much that events it has
+    // not read are evicted before it could resume again.
+    const allowance = (lag: number, capacity: number) =>
+      Math.min(capacity * 0.9, Math.max(capacity / 2, lag + capacity / 4));
+    this.maxStateLag = allowance(state.end - this.stateIndex, state.maxCount);
+    this.maxOutputLag = allowance(output.end - this.outputIndex, output.maxCount);
+    this.maxOutputLagBytes = allowance(output.bytesAfter(this.outputIndex), output.maxBytes);
   }
 
   /** The seq of the last event handed to the sink (the cursor given, before any). */
@@ -231,16 +244,16 @@ export class Subscription {
     }
   }
 
-  /** Ends a subscriber that lags by half a window, while what it missed can still be replayed. */
+  /** Ends a subscriber whose lag passed its allowance, while what it missed can still be replayed. */
   private failIfLeftBehind(): void {
     const { state, output } = this.buffers;
     const stateLag = state.end - this.stateIndex;
     const outputLag = this.filter.includeOutput ? output.end - this.outputIndex : 0;
     const outputLagBytes = this.filter.includeOutput ? output.bytesAfter(this.outputIndex) : 0;
     const behind =
-      stateLag > state.maxCount / 2 ||
-      outputLag > output.maxCount / 2 ||
-      outputLagBytes > output.maxBytes / 2 ||
+      stateLag > this.maxStateLag ||
+      outputLag > this.maxOutputLag ||
+      outputLagBytes > this.maxOutputLagBytes ||
       this.stateIndex < state.start ||
       (this.filter.includeOutput && this.outputIndex < output.start);
     if (!behind) return;

@@ -4,7 +4,9 @@ import type { CoreEvent } from "../../src/core/events.js";
 import {
   type EventFilter,
   EventLog,
+  LAST_DELIVERED_SEQ_KEY,
   type LoggedEvent,
+  OLDEST_RESUMABLE_SEQ_KEY,
   type Retention,
   type SubscriberSink,
   type Subscription,
@@ -135,7 +137,10 @@ function outOfRange(fn: () => unknown): ProcmonError {
 }
 
 /** The first place where two seq lists differ, or undefined if they are equal. */
-function firstDifference(actual: readonly bigint[], expected: readonly bigint[]): string | undefined {
+function firstDifference(
+  actual: readonly bigint[],
+  expected: readonly bigint[],
+): string | undefined {
   const n = Math.max(actual.length, expected.length);
   for (let i = 0; i < n; i++) {
     if (actual[i] !== expected[i]) {
@@ -312,6 +317,7 @@ describe("EventLog replay boundaries", () => {
     const error = outOfRange(() => log.subscribe(filter(), 14n, new RecordingSink()));
     expect(error.message).toContain("14");
     expect(error.message).toContain("15");
+    expect(error.details[OLDEST_RESUMABLE_SEQ_KEY]).toBe("15");
     outOfRange(() => log.subscribe(filter(), 0n, new RecordingSink()));
     expect(log.subscriberCount).toBe(0);
   });
@@ -440,6 +446,7 @@ describe("EventLog state and output windows", () => {
 
     const error = outOfRange(() => log.subscribe(filter([], true), 0n, new RecordingSink()));
     expect(error.message).toContain("9960"); // the oldest resumable for output
+    expect(error.details[OLDEST_RESUMABLE_SEQ_KEY]).toBe("9960");
     outOfRange(() => log.subscribe(filter(["quiet"], true), 5n, new RecordingSink()));
     // The output window's edge: 9960 was evicted last, 9961..10010 are kept.
     outOfRange(() => log.subscribe(filter([], true), 9959n, new RecordingSink()));
@@ -573,6 +580,7 @@ describe("EventLog backpressure", () => {
     expect(failure.code).toBe("resource_exhausted");
     expect(failure.message).toMatch(/\b5\b/);
     expect(lastSeqIn(failure)).toBe(5n);
+    expect(failure.details[LAST_DELIVERED_SEQ_KEY]).toBe("5");
     expect(slow.ends).toBe(0);
     expect(log.subscriberCount).toBe(1);
 
@@ -657,6 +665,34 @@ describe("EventLog backpressure", () => {
 });
 
 // ---------------------------------------------------------------- memory
+
+describe("EventLog resuming far behind", () => {
+  it("lets a subscriber that resumed far behind catch up while its backlog does not grow", () => {
+    const { log } = makeLog({ stateEvents: 100 });
+    appendState(log, 70); // one that resumes from 0 starts 70 events behind
+    const sink = new RecordingSink(16);
+    const sub = log.subscribe(filter(), 0n, sink);
+    // Blocked 54 behind, more than half the window: a fresh subscriber would be
+    // ended here, but this one is only as far behind as it started.
+    appendState(log, 10);
+    expect(sink.failures).toHaveLength(0);
+    for (let round = 0; round < 10 && sink.events.length < 80; round++) sink.drain(sub, 16);
+    expect(sink.seqs).toEqual(range(1, 80));
+    expect(sink.failures).toHaveLength(0);
+  });
+
+  it("still ends it once its backlog grows more than a quarter window beyond where it started", () => {
+    const { log } = makeLog({ stateEvents: 100 });
+    appendState(log, 60);
+    const sink = new RecordingSink(1);
+    log.subscribe(filter(), 0n, sink); // allowed 60 + 25 behind
+    appendState(log, 26); // 85 behind: still allowed
+    expect(sink.failures).toHaveLength(0);
+    appendState(log, 1); // 86 behind
+    expect(sink.failures).toHaveLength(1);
+    expect(sink.failures[0]?.code).toBe("resource_exhausted");
+  });
+});
 
 describe("EventLog memory", () => {
   it("keeps only its windows whatever a stuck subscriber does", () => {

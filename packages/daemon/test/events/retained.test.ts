@@ -113,7 +113,7 @@ describe("Retained", () => {
     const check = (ok: boolean, what: () => string) => {
       if (!ok && problems.length < 5) problems.push(what());
     };
-    for (let round = 0; round < 20; round++) {
+    for (let round = 0; round < 12; round++) {
       const maxCount = 1 + Math.floor(rand() * 50);
       const maxBytes = 1 + Math.floor(rand() * 2000);
       const r = new Retained(maxCount, maxBytes);
