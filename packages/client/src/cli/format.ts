@@ -103,8 +103,7 @@ export function processLine(process: Process, nowMs: number): string {
   const state = stateName(process.state);
   const pid = process.pid === 0 ? "" : ` pid ${process.pid}`;
   const lastExit = exitSummary(process.lastExit);
-  const how =
-    process.state === State.RUNNING || lastExit === "-" ? "" : ` (${lastExit})`;
+  const how = process.state === State.RUNNING || lastExit === "-" ? "" : ` (${lastExit})`;
   const next = nextRestart(process, nowMs);
   return `${name} ${state}${pid}${how}${next === "" ? "" : `, ${next}`}`;
 }

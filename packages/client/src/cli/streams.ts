@@ -63,7 +63,8 @@ export async function logs(session: Session, name: string, flags: LogsFlags): Pr
       signal,
     });
     // For an unknown name, let the daemon say so in its own words.
-    if (!processes.some((p) => p.spec?.name === name)) await client.getProcess(name, quickCall(session));
+    if (!processes.some((p) => p.spec?.name === name))
+      await client.getProcess(name, quickCall(session));
 
     const events = flags.follow
       ? resuming(session, 0n, undefined, (afterSeq) =>
@@ -97,12 +98,14 @@ async function* resuming(
   open: (afterSeq: bigint) => AsyncIterable<Event>,
 ): AsyncGenerator<Event> {
   let cursor = after;
+  let delivered = false;
   let idleResumes = 0;
   while (until === undefined || cursor < until) {
     const before = cursor;
     try {
       for await (const event of open(cursor)) {
         cursor = event.seq;
+        delivered = true;
         yield event;
         if (until !== undefined && cursor >= until) return;
       }
@@ -110,7 +113,8 @@ async function* resuming(
     } catch (err) {
       const oldest = isOutOfRange(err) ? oldestResumable(err) : undefined;
       if (oldest !== undefined && oldest > cursor) {
-        if (cursor !== after) {
+        // Before anything was printed, this is just the retention window; after, a gap.
+        if (delivered) {
           session.io.err(`procmonctl: events up to #${oldest} are no longer kept; skipping them\n`);
         }
         cursor = oldest;

@@ -1,0 +1,203 @@
+// procmonctl's command line: the commander tree, and how a run ends. Exit
+// codes: 0 done, 1 the daemon refused or could not be reached, 2 the command
+// line was wrong (usage is printed to stderr).
+import { readFileSync } from "node:fs";
+import { Command, CommanderError } from "commander";
+import { Code, hasCode, ProcmonError } from "../errors.js";
+import { defaultSocketPath } from "../socket.js";
+import { dirArg, durationArg, envArg, idArg, seqArg, timeoutArg } from "./arguments.js";
+import {
+  type AddFlags,
+  add,
+  get,
+  list,
+  remove,
+  restart,
+  restartAll,
+  start,
+  stop,
+} from "./commands.js";
+import {
+  type GlobalFlags,
+  globalsOf,
+  type Io,
+  openSession,
+  QUICK_TIMEOUT_MS,
+  type Session,
+} from "./session.js";
+import { type LogsFlags, logs, type WatchFlags, watch } from "./streams.js";
+
+/** Exit status: the command did what it was asked. */
+export const EXIT_OK = 0;
+/** Exit status: the daemon answered with an error, or could not be reached. */
+export const EXIT_FAILED = 1;
+/** Exit status: the command line was wrong. */
+export const EXIT_USAGE = 2;
+
+const DURATIONS_HELP = "\nDurations are written like 500ms, 5s, 1m30s, 1h.";
+
+/** Runs procmonctl with the user's arguments (`process.argv.slice(2)`); resolves with the exit status. */
+export async function runCli(argv: readonly string[], io: Io): Promise<number> {
+  try {
+    await buildProgram(argv, io).parseAsync([...argv], { from: "user" });
+    return EXIT_OK;
+  } catch (err) {
+    // Commander has printed its message and the usage already; help and --version end with 0.
+    if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
+    const message = err instanceof Error ? err.message : String(err);
+    io.err(`procmonctl: ${message}\n`);
+    return EXIT_FAILED;
+  }
+}
+
+/** procmonctl's command tree, printing to `io`; `argv` lets `add` check where `--` is. */
+export function buildProgram(argv: readonly string[], io: Io): Command {
+  const program = new Command("procmonctl")
+    .description("Control procmond, the procmon process supervisor.")
+    .version(packageVersion(), "-V, --version", "print the version")
+    .option(
+      "--socket <path>",
+      `procmond's unix socket (default: $PROCMON_SOCKET, else ${defaultSocketPath({})})`,
+    )
+    .option("--json", "print protobuf JSON, one object per line, instead of text")
+    .option(
+      "--timeout <duration>",
+      `deadline of each call (default: ${QUICK_TIMEOUT_MS / 1000}s, plus the kill time for calls that wait for an exit; streams have none)`,
+      timeoutArg,
+    )
+    .helpOption("-h, --help", "show help")
+    .helpCommand("help [command]", "show help for a command")
+    .configureOutput({ writeOut: (text) => io.out(text), writeErr: (text) => io.err(text) })
+    .exitOverride();
+
+  /** Runs `body` in a session of `command`'s global flags, closing its client afterwards. */
+  const inSession = async (command: Command, body: (session: Session) => Promise<void>) => {
+    const session = openSession(globalsOf(command.optsWithGlobals<GlobalFlags>()), io);
+    try {
+      await body(session);
+    } catch (err) {
+      throw explained(err, session);
+    } finally {
+      session.client.close();
+    }
+  };
+
+  program
+    .command("add")
+    .summary("register a process and start it")
+    .description(
+      "Registers NAME and starts it at once. Everything after -- is the command: its\n" +
+        "executable (a path, or a name looked up on PATH) and arguments, never passed\n" +
+        'through a shell (write sh -c "..." for shell syntax).',
+    )
+    .usage("[options] NAME -- COMMAND [ARGS...]")
+    .argument("<name>", "unique name: letters, digits and . _ - : @")
+    .argument("<command...>", "the command and its arguments, after --")
+    .option("--env <key=value>", "set a variable in its environment (repeatable)", envArg)
+    .option("--clear-env", "start from an empty environment instead of the daemon's")
+    .option("--cwd <dir>", "working directory, relative to here (default: the daemon's)", dirArg)
+    .option("--uid <n>", "run as this user id (needs a root daemon)", idArg)
+    .option("--gid <n>", "run as this group id (needs a root daemon)", idArg)
+    .option("--threshold <duration>", "runs shorter than this are instant deaths", durationArg)
+    .option("--kill-time <duration>", "how long after SIGTERM to send SIGKILL", durationArg)
+    .option("--min-restart-delay <duration>", "first backoff delay", durationArg)
+    .option("--max-restart-delay <duration>", "cap of the doubling backoff delay", durationArg)
+    .addHelpText(
+      "after",
+      `\nUnset timings take the daemon's defaults.${DURATIONS_HELP}\n\n` +
+        "Example:\n  procmonctl add web --env PORT=8080 -- node server.js --verbose",
+    )
+    .action(async (name: string, args: string[], flags: AddFlags, command: Command) => {
+      // Without `--`, the command's own options would be read as add's.
+      const dashes = argv.indexOf("--");
+      if (dashes < 0 || argv.length - dashes - 1 !== args.length) {
+        command.error("error: put -- between NAME and the command, as in: add web -- sleep 60", {
+          exitCode: EXIT_USAGE,
+          code: "procmonctl.missingDashDash",
+        });
+      }
+      await inSession(command, (s) => add(s, name, args, flags));
+    });
+
+  /** A command of one process: `procmonctl <verb> NAME`. */
+  const byName = (
+    verb: string,
+    summary: string,
+    run: (session: Session, name: string) => Promise<void>,
+  ) =>
+    program
+      .command(verb)
+      .summary(summary)
+      .argument("<name>", "the process's name")
+      .action((name: string, _flags: object, command: Command) =>
+        inSession(command, (s) => run(s, name)),
+      );
+
+  byName("rm", "stop a process and forget it", remove);
+  byName("start", "start a stopped process (or one in backoff, now)", start);
+  byName("stop", "stop a process and keep it stopped", stop);
+  byName("restart", "stop a process and start it again at once", restart);
+  program
+    .command("restart-all")
+    .summary("restart every running or backing-off process at once")
+    .action((_flags: object, command: Command) => inSession(command, restartAll));
+  byName("get", "show one process in detail", get);
+  program
+    .command("ls")
+    .summary("list every process")
+    .description(
+      "Lists every process as a table; with --json, {processes, lastEventSeq}: pass\n" +
+        "lastEventSeq to watch --since to follow the changes after this snapshot.",
+    )
+    .action((_flags: object, command: Command) => inSession(command, list));
+
+  program
+    .command("watch")
+    .summary("print events as they happen, until interrupted")
+    .description(
+      "Prints one line per event (with --json, one Event object per line) until\n" +
+        "SIGINT. Survives daemon restarts: it reconnects and resumes where it was.",
+    )
+    .argument("[names...]", "only these processes (default: all)")
+    .option("--output", "also print output lines")
+    .option("--since <seq>", "first replay the retained events after this seq", seqArg)
+    .action((names: string[], flags: WatchFlags, command: Command) =>
+      inSession(command, (s) => watch(s, names, flags)),
+    );
+  program
+    .command("logs")
+    .summary("print a process's retained output")
+    .description(
+      "Prints the output lines of NAME that the daemon still keeps, stdout and stderr\n" +
+        "alike, then ends; with --follow, keeps printing new ones until interrupted.",
+    )
+    .argument("<name>", "the process's name")
+    .option("-f, --follow", "keep printing new lines until interrupted")
+    .action((name: string, flags: LogsFlags, command: Command) =>
+      inSession(command, (s) => logs(s, name, flags)),
+    );
+
+  // A wrong command line gets the command's usage line, not its whole help.
+  for (const command of [program, ...program.commands]) {
+    const name = command === program ? "procmonctl" : `procmonctl ${command.name()}`;
+    command.showHelpAfterError(`Usage: ${name} ${command.usage()}\nRun "${name} --help" for more.`);
+  }
+  return program;
+}
+
+/** The error to report for `err`: a deadline says which daemon did not answer and what to do. */
+function explained(err: unknown, session: Session): unknown {
+  if (!hasCode(err, Code.DEADLINE_EXCEEDED)) return err;
+  return new ProcmonError(
+    err.code,
+    `procmond at ${session.globals.socket} did not answer in time (${err.message}); use --timeout to wait longer`,
+    { cause: err },
+  );
+}
+
+function packageVersion(): string {
+  const text = readFileSync(new URL("../../package.json", import.meta.url), "utf8");
+  const parsed: unknown = JSON.parse(text);
+  const version = (parsed as { version?: unknown }).version;
+  return typeof version === "string" ? version : "unknown";
+}
