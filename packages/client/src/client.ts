@@ -172,7 +172,7 @@ export function createClient(options: ClientOptions = {}): ProcmonClient {
   const m = ProcessMonitor.method;
   const processOf = async (p: Promise<{ process?: Process | undefined }>): Promise<Process> => {
     const { process } = await p;
-    if (!process) throw new ProcmonError(13, "procmond answered without a process");
+    if (!process) throw new ProcmonError(Code.INTERNAL, "procmond answered without a process");
     return process;
   };
 

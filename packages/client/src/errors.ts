@@ -56,9 +56,11 @@ export class ProcmonError extends Error {
         socket !== undefined &&
         !err.details.includes("procmond")
       ) {
+        // grpc-js's own words ("No connection established. Last error: ...") stay in `cause`.
+        const reason = /(ENOENT|ECONNREFUSED|EACCES)/.exec(err.details)?.[1];
         return new ProcmonError(
           status.UNAVAILABLE,
-          `cannot connect to procmond at ${socket}: is it running? (${err.details})`,
+          `cannot connect to procmond at ${socket}: ${reason ? `${reason}, ` : ""}is it running?`,
           { cause: err },
         );
       }
