@@ -261,7 +261,8 @@ export class Subscription {
     this.sink.fail(
       new ProcmonError(
         "resource_exhausted",
-        `subscriber fell too far behind (${stateLag + outputLag} events pending); the last event delivered was seq ${this.lastDelivered}: resume with after_seq ${this.lastDelivered}`,
+        // "Sent", not "received": a client may drop what was in flight when the status came.
+        `subscriber fell too far behind (${stateLag + outputLag} events pending); the last event sent was seq ${this.lastDelivered}: resume with after_seq set to the last seq you received (at most ${this.lastDelivered})`,
         { details: { [LAST_DELIVERED_SEQ_KEY]: String(this.lastDelivered) } },
       ),
     );

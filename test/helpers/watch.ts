@@ -1,0 +1,153 @@
+// A WatchEvents stream that reports when it is live. The SDK's watchEvents()
+// starts lazily and hides the response headers, so a test could not know when
+// the daemon's subscription is in place; the raw grpc-js call can: the daemon
+// sends the headers once it is.
+import { create } from "@bufbuild/protobuf";
+import { type ClientReadableStream, credentials, type StatusObject } from "@grpc/grpc-js";
+import type { WatchEventsInit } from "@procmon/client";
+import {
+  type Event,
+  ProcessMonitor,
+  WatchEventsRequestSchema,
+  type WatchEventsResponse,
+} from "@procmon/client/api";
+import { grpcClientConstructor } from "@procmon/client/grpc";
+
+const ProcessMonitorClient = grpcClientConstructor(ProcessMonitor);
+
+/** A live WatchEvents stream that records what it receives. */
+export interface Watch {
+  /** Every event received so far, in order. */
+  readonly events: Event[];
+  /** The stream's final status, once it has ended. */
+  readonly status: StatusObject | undefined;
+  /** Resolves with the first event (past or future) matching `predicate`. */
+  waitForEvent(predicate: (event: Event) => boolean, timeoutMs?: number): Promise<Event>;
+  /** Resolves with the final status once the daemon ended the stream and every message is in. */
+  ended(timeoutMs?: number): Promise<StatusObject>;
+  /** Stops reading: what the daemon sends piles up in its buffers, as with a slow client. */
+  pause(): void;
+  /** Reads again. */
+  resume(): void;
+  /** Cancels the stream and closes its connection. Idempotent. */
+  close(): void;
+}
+
+const open = new Set<Watch>();
+
+/**
+ * Opens WatchEvents on `socket` and resolves once the response headers have
+ * arrived, i.e. once the subscription is live. Rejects with the status if the
+ * daemon ends the call first, or after `timeoutMs`.
+ */
+export function openWatch(
+  socket: string,
+  request: WatchEventsInit = {},
+  timeoutMs = 5_000,
+): Promise<Watch> {
+  const client = new ProcessMonitorClient(`unix:${socket}`, credentials.createInsecure());
+  const call: ClientReadableStream<WatchEventsResponse> = client.watchEvents(
+    create(WatchEventsRequestSchema, request),
+  );
+  const events: Event[] = [];
+  const listeners = new Set<() => void>();
+  let status: StatusObject | undefined;
+  const notify = () => {
+    for (const listener of [...listeners]) listener();
+  };
+  call.on("data", (response: WatchEventsResponse) => {
+    if (response.event) events.push(response.event);
+    notify();
+  });
+  // A non-OK status also comes as 'error'; 'status' carries it either way.
+  call.on("error", () => {});
+  call.on("status", (s: StatusObject) => {
+    status = s;
+    notify();
+  });
+  // The status can come while messages still wait in a paused stream: the end is once both are in.
+  let drained = false;
+  const onDrained = () => {
+    drained = true;
+    notify();
+  };
+  call.on("end", onDrained);
+  call.on("close", onDrained);
+
+  /** Resolves with `check()`'s value once it is defined, re-checking on every stream event. */
+  const until = <T>(check: () => T | undefined, what: string, ms: number) =>
+    new Promise<T>((resolve, reject) => {
+      const listener = () => {
+        let value: T | undefined;
+        try {
+          value = check();
+        } catch (err) {
+          listeners.delete(listener);
+          clearTimeout(timer);
+          reject(err);
+          return;
+        }
+        if (value === undefined) return;
+        listeners.delete(listener);
+        clearTimeout(timer);
+        resolve(value);
+      };
+      const timer = setTimeout(() => {
+        listeners.delete(listener);
+        const seen = events.map((e) => `${e.seq} ${e.process} ${e.kind.case}`).join(", ");
+        reject(new Error(`${what} not seen within ${ms}ms; events: [${seen}]`));
+      }, ms);
+      listeners.add(listener);
+      listener();
+    });
+
+  let closed = false;
+  const watch: Watch = {
+    events,
+    get status() {
+      return status;
+    },
+    waitForEvent: (predicate, ms = 5_000) =>
+      until(
+        () => events.find(predicate) ?? (status ? failEnded(status) : undefined),
+        "awaited event",
+        ms,
+      ),
+    ended: (ms = 5_000) => until(() => (drained ? status : undefined), "end of stream", ms),
+    pause: () => call.pause(),
+    resume: () => call.resume(),
+    close() {
+      if (closed) return;
+      closed = true;
+      open.delete(watch);
+      call.cancel();
+      client.close();
+    },
+  };
+  open.add(watch);
+
+  return new Promise<Watch>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      watch.close();
+      reject(new Error(`WatchEvents headers not received within ${timeoutMs}ms`));
+    }, timeoutMs);
+    call.once("metadata", () => {
+      clearTimeout(timer);
+      resolve(watch);
+    });
+    call.once("status", (s: StatusObject) => {
+      clearTimeout(timer);
+      watch.close();
+      reject(Object.assign(new Error(`WatchEvents ended before going live: ${s.details}`), s));
+    });
+  });
+}
+
+function failEnded(status: StatusObject): never {
+  throw new Error(`stream ended (code ${status.code}: ${status.details}) before the event`);
+}
+
+/** Closes every watch still open: for afterEach. */
+export function closeAllWatches(): void {
+  for (const watch of [...open]) watch.close();
+}
