@@ -31,7 +31,7 @@ export interface ClientOptions {
 export interface CallOptions {
   /** Aborting it cancels the call, which then rejects with CANCELLED. */
   readonly signal?: AbortSignal;
-  /** Deadline in ms from now; overrides the client's. */
+  /** Deadline in ms from now; overrides the client's. `Infinity`: none, whatever the client's. */
   readonly timeoutMs?: number;
 }
 
@@ -91,7 +91,7 @@ export interface ProcmonClient {
    * @throws ProcmonError OUT_OF_RANGE when resuming is impossible (list again).
    */
   watch(options?: WatchOptions): AsyncIterable<Event>;
-  /** Closes the connection. */
+  /** Closes the connection; later calls reject with FAILED_PRECONDITION. */
   close(): void;
 }
 
@@ -101,13 +101,23 @@ export function createClient(options: ClientOptions = {}): ProcmonClient {
   const grpc = new Client(`unix:${socket}`, credentials.createInsecure(), {
     // Fail fast when nobody listens rather than retrying for the whole deadline.
     "grpc.enable_retries": 0,
+    // Reconnecting to a local socket is cheap: after a daemon restart, be back
+    // within watch()'s own retry delay, not after grpc-js's default backoff (up to 120 s).
+    "grpc.initial_reconnect_backoff_ms": 100,
+    "grpc.max_reconnect_backoff_ms": MAX_RECONNECT_DELAY_MS,
   });
 
   function callOptions(options: CallOptions | undefined): GrpcCallOptions {
     const timeoutMs = options?.timeoutMs ?? optionsTimeout;
-    return timeoutMs === undefined ? {} : { deadline: Date.now() + timeoutMs };
+    return timeoutMs === undefined || timeoutMs === Number.POSITIVE_INFINITY
+      ? {}
+      : { deadline: Date.now() + timeoutMs };
   }
   const optionsTimeout = options.timeoutMs;
+  // grpc-js throws a plain Error for a call on a closed channel; say so as a ProcmonError.
+  let closed = false;
+  const closedError = () =>
+    new ProcmonError(Code.FAILED_PRECONDITION, `the client of procmond at ${socket} is closed`);
 
   function unary<I extends DescMessage, O extends DescMessage>(
     method: DescMethodUnary<I, O>,
@@ -118,6 +128,10 @@ export function createClient(options: ClientOptions = {}): ProcmonClient {
       const signal = options?.signal;
       if (signal?.aborted) {
         reject(ProcmonError.from(abortError(signal)));
+        return;
+      }
+      if (closed) {
+        reject(closedError());
         return;
       }
       const call = grpc.makeUnaryRequest(
@@ -147,6 +161,7 @@ export function createClient(options: ClientOptions = {}): ProcmonClient {
       async *[Symbol.asyncIterator]() {
         const signal = options?.signal;
         if (signal?.aborted) throw ProcmonError.from(abortError(signal));
+        if (closed) throw closedError();
         const call = grpc.makeServerStreamRequest(
           `/${ProcessMonitor.typeName}/${method.name}`,
           (message: MessageShape<I>) => Buffer.from(toBinary(method.input, message)),
@@ -198,7 +213,10 @@ export function createClient(options: ClientOptions = {}): ProcmonClient {
       };
     },
     watch: (o = {}) => watchWithResume(client, o),
-    close: () => grpc.close(),
+    close: () => {
+      closed = true;
+      grpc.close();
+    },
   };
   return client;
 }
@@ -223,10 +241,18 @@ async function* watchWithResume(
   const { signal } = options;
   const firstDelay = options.reconnectDelayMs ?? 100;
   let delay = firstDelay;
+  // Aborted, even before it began: the iteration ends, it does not throw.
+  if (signal?.aborted) return;
   // Without a cursor a reconnection could not know what it missed: take one now.
-  let cursor =
-    options.afterSeq ??
-    (await client.listProcesses({ ...(signal ? { signal } : {}) })).lastEventSeq;
+  let cursor: bigint;
+  try {
+    cursor =
+      options.afterSeq ??
+      (await client.listProcesses({ ...(signal ? { signal } : {}) })).lastEventSeq;
+  } catch (err) {
+    if (signal?.aborted) return;
+    throw err;
+  }
   while (!signal?.aborted) {
     try {
       const stream = client.watchEvents(
@@ -235,7 +261,8 @@ async function* watchWithResume(
           includeOutput: options.includeOutput ?? false,
           afterSeq: cursor,
         },
-        signal ? { signal } : {},
+        // Endless: the client's default deadline (meant for unary calls) must not end it.
+        { ...(signal ? { signal } : {}), timeoutMs: Number.POSITIVE_INFINITY },
       );
       for await (const event of stream) {
         delay = firstDelay;

@@ -102,11 +102,21 @@ export class Control {
 
   /**
    * Brings back the registry of a state file: every process with its
-   * intent (those that should run are started).
+   * intent (those that should run are started). Every entry is read before
+   * anything changes, and the first block of seqs is reserved in the file
+   * with the registry it holds, so that neither a bad entry nor a crash in
+   * between can cost the registry. Replaces reserveSeqsSync() at start-up.
+   * @throws ProcmonError failed_precondition, the file untouched, when an entry cannot be read.
    */
   restore(state: PersistedState): void {
     const { supervisor, validation, logger } = this.deps;
-    for (const persisted of state.processes) {
+    const unusable = (problem: string) =>
+      new ProcmonError(
+        "failed_precondition",
+        `state file ${this.deps.store?.path ?? "(none)"} ${problem}; it was left untouched: repair it or move it away to start with an empty registry`,
+      );
+    const names = new Set<string>();
+    const entries = state.processes.map((persisted, i) => {
       let spec: ProcessSpec;
       try {
         spec = specFromProto(
@@ -115,11 +125,16 @@ export class Control {
         );
       } catch (err) {
         // The file was written by us: a spec we cannot read means it was edited by hand.
-        throw new ProcmonError(
-          "failed_precondition",
-          `state file holds a process that cannot be read (${(err as Error).message}); it was left untouched`,
+        throw unusable(
+          `holds a process that cannot be read (processes[${i}]: ${(err as Error).message})`,
         );
       }
+      if (names.has(spec.name)) throw unusable(`holds process "${spec.name}" twice`);
+      names.add(spec.name);
+      return { spec, persisted };
+    });
+    this.reserveSeqsSync(state);
+    for (const { spec, persisted } of entries) {
       // Not validated again: an executable that vanished meanwhile is the
       // supervisor's to retry with backoff, not a reason to lose the process.
       supervisor.restore(spec, persisted.intent);
@@ -177,16 +192,26 @@ export class Control {
     );
   }
 
-  /** Reserves the first block of seqs before any event is emitted. */
-  reserveSeqsSync(): void {
+  /**
+   * Reserves the first block of seqs before any event is emitted; with
+   * `saved`, keeps the registry it holds (not restored yet) in the file.
+   */
+  reserveSeqsSync(saved?: PersistedState): void {
     this.seqReservedUpTo = this.deps.events.lastSeq + SEQ_BLOCK;
-    this.deps.store?.saveSync(this.snapshot());
+    const state = saved
+      ? { ...saved, seqReservedUpTo: String(this.seqReservedUpTo) }
+      : this.snapshot();
+    this.deps.store?.saveSync(state);
   }
 
-  /** The last write before exit: the exact seq, so the next daemon continues without a jump. */
-  saveFinalSync(): void {
+  /**
+   * The last write before exit: the exact seq, so the next daemon continues
+   * without a jump. Queued after any write still in flight (a reload's, say):
+   * a synchronous write beside it would share its temp file and tear the file.
+   */
+  async saveFinal(): Promise<void> {
     this.seqReservedUpTo = this.deps.events.lastSeq;
-    this.deps.store?.saveSync(this.snapshot());
+    await this.persist();
   }
 
   /** The registry as the state file holds it. */

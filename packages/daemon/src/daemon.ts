@@ -150,8 +150,8 @@ export async function startDaemon(
     limits: options.limits,
     logger,
   });
-  control.reserveSeqsSync();
   if (saved) control.restore(saved);
+  else control.reserveSeqsSync();
   await control.applyConfig(configured);
 
   const server = new Server({
@@ -201,7 +201,7 @@ export async function startDaemon(
           resolve();
         });
       });
-      control.saveFinalSync();
+      await control.saveFinal();
       removeSocket(socketPath);
       logger.info("procmond stopped");
     })();

@@ -32,17 +32,17 @@ async function main(): Promise<void> {
     log.flush();
     process.exit(code);
   };
-  let daemon: Awaited<ReturnType<typeof startDaemon>>;
-  try {
-    daemon = await startDaemon(parsed.options, { log });
-  } catch (err) {
-    const message = err instanceof ProcmonError ? err.message : String(err);
-    logger.fatal({ err }, message);
-    process.stderr.write(`procmond: ${message}\n`);
-    exit(1);
-  }
+  // Handlers go in before anything starts: a signal that arrives while the
+  // daemon starts up is acted on once it is up, never met by the default
+  // action (which would kill it with its children orphaned).
+  let daemon: Awaited<ReturnType<typeof startDaemon>> | undefined;
+  let stopRequested: string | undefined;
   const stop = (signal: string) => {
     logger.info({ signal }, "signal received");
+    if (daemon === undefined) {
+      stopRequested = signal;
+      return;
+    }
     daemon.shutdown().then(
       () => exit(0),
       (err: unknown) => {
@@ -53,10 +53,20 @@ async function main(): Promise<void> {
   };
   process.on("SIGHUP", () => {
     logger.info({ signal: "SIGHUP" }, "signal received: reloading the config");
-    daemon.reload().catch((err: unknown) => logger.error({ err }, "config reload failed"));
+    // During start-up the config was just read: nothing to reload.
+    daemon?.reload().catch((err: unknown) => logger.error({ err }, "config reload failed"));
   });
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
+  try {
+    daemon = await startDaemon(parsed.options, { log });
+  } catch (err) {
+    const message = err instanceof ProcmonError ? err.message : String(err);
+    logger.fatal({ err }, message);
+    process.stderr.write(`procmond: ${message}\n`);
+    exit(1);
+  }
+  if (stopRequested !== undefined) stop(stopRequested);
 }
 
 await main();

@@ -71,10 +71,11 @@ export function parseConfig(
   };
   const syntax = doc.errors[0];
   if (syntax) {
-    const line = syntax.linePos?.[0]?.line;
+    // Without prettyErrors, yaml gives the offset only (linePos is unset): count the line here.
+    const line = lines.linePos(syntax.pos[0]).line;
     throw new ProcmonError(
       "invalid_argument",
-      `config file ${path}${line === undefined ? "" : `:${line}`}: ${syntax.message.split("\n")[0]}`,
+      `config file ${path}:${line}: ${syntax.message.split("\n")[0]}`,
     );
   }
   const root = doc.contents;
@@ -91,7 +92,7 @@ export function parseConfig(
 
   const specs: ProcessSpec[] = [];
   const seen = new Map<string, number>();
-  processes.items.forEach((item, index) => {
+  for (const [index, item] of processes.items.entries()) {
     const node = item as Node;
     if (!isMap(node)) fail(node, `processes[${index}] must be a mapping`);
     const init = readEntry(node as YAMLMap, index, fail);
@@ -108,7 +109,7 @@ export function parseConfig(
     }
     seen.set(spec.name, line);
     specs.push(spec);
-  });
+  }
   return specs;
 }
 

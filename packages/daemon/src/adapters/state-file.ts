@@ -110,8 +110,15 @@ export class StateFileWriter {
 
   constructor(readonly path: string) {}
 
-  /** Writes `state` synchronously: for start-up and the last write before exit. */
+  /**
+   * Writes `state` synchronously: for start-up, before any save().
+   * @throws Error while a save() is in flight: both would write the same temp
+   * file, and the state file could end up torn or empty.
+   */
   saveSync(state: PersistedState): void {
+    if (this.#writing) {
+      throw new Error(`state file ${this.path}: a synchronous save while a save() is in flight`);
+    }
     mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
     const temp = `${this.path}.tmp`;
     const fd = openSync(temp, "w", 0o600);

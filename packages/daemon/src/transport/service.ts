@@ -4,7 +4,6 @@ import {
   type ServerUnaryCall,
   type ServerWritableStream,
   type sendUnaryData,
-  status,
 } from "@grpc/grpc-js";
 import {
   type AddProcessRequest,
