@@ -130,16 +130,23 @@ describe("procmonctl without a daemon", SLOW, () => {
     expect(version).toMatchObject({ code: 0, stdout: expect.stringMatching(/^\d+\.\d+\.\d+\n$/) });
   });
 
-  it("fails within 2s naming the socket when nobody listens on it", async () => {
+  it("fails at once, not at a deadline, naming the socket when nobody listens on it", async () => {
     const socket = join(makeTempDir(), "procmon.sock");
     // One at a time, so that each run's time is its own.
+    // A generous --timeout: failing fast must not come from a deadline. The
+    // bound leaves room for Node's own start-up on a loaded machine; the SDK
+    // test checks the call itself fails in well under 2 s.
     const runs = [
-      ...(await runCtlAll([["ls"], ["stop", "web"], ["watch"]], { socket }, 1)),
-      await runCtl(["ls"], { env: { PROCMON_SOCKET: socket } }),
+      ...(await runCtlAll(
+        [["--timeout", "60s", "ls"], ["--timeout", "60s", "stop", "web"], ["watch"]],
+        { socket },
+        1,
+      )),
+      await runCtl(["--timeout", "60s", "ls"], { env: { PROCMON_SOCKET: socket } }),
     ];
     for (const run of runs) {
       expect(run.code).toBe(1);
-      expect(run.ms).toBeLessThan(2_000);
+      expect(run.ms).toBeLessThan(10_000);
       expect(run.stdout).toBe("");
       expect(run.stderr).toContain(`procmonctl: cannot connect to procmond at ${socket}`);
     }
