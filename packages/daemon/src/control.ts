@@ -235,12 +235,20 @@ export class Control {
   }
 
   private persist(): Promise<void> {
-    return this.deps.store?.save(this.snapshot()) ?? Promise.resolve();
+    return this.deps.store?.save(() => this.snapshot()) ?? Promise.resolve();
   }
 }
 
+/** Specs are immutable: each one's JSON form is computed once. */
+const specJsonCache = new WeakMap<ProcessSpec, JsonValue>();
+
 function specJson(spec: ProcessSpec): JsonValue {
-  return toJson(ProcessSpecSchema, specToProto(spec));
+  let json = specJsonCache.get(spec);
+  if (json === undefined) {
+    json = toJson(ProcessSpecSchema, specToProto(spec));
+    specJsonCache.set(spec, json);
+  }
+  return json;
 }
 
 function sameSpec(a: ProcessSpec, b: ProcessSpec): boolean {

@@ -39,6 +39,9 @@ export interface PersistedState {
   readonly processes: readonly PersistedProcess[];
 }
 
+/** A state, or the function that takes it when the write begins. */
+export type StateSource = PersistedState | (() => PersistedState);
+
 /** A state for a registry that has never run. */
 export function emptyState(): PersistedState {
   return { version: 1, instance: randomUUID(), seqReservedUpTo: "0", processes: [] };
@@ -105,7 +108,7 @@ export function readStateFile(path: string): PersistedState | undefined {
 export class StateFileWriter {
   #writing: Promise<void> | undefined;
   #pending:
-    | { state: PersistedState; waiters: Array<[() => void, (err: unknown) => void]> }
+    | { state: StateSource; waiters: Array<[() => void, (err: unknown) => void]> }
     | undefined;
 
   constructor(readonly path: string) {}
@@ -132,8 +135,12 @@ export class StateFileWriter {
     fsyncDirectorySync(dirname(this.path));
   }
 
-  /** Resolves once `state` (or a later one) is durably on disk. */
-  save(state: PersistedState): Promise<void> {
+  /**
+   * Resolves once `state` (or a later one) is durably on disk. Given a
+   * function, calls it only when the write begins: saves that are coalesced
+   * cost no snapshot each.
+   */
+  save(state: StateSource): Promise<void> {
     return new Promise((resolve, reject) => {
       if (this.#pending) {
         this.#pending.state = state;
@@ -150,7 +157,7 @@ export class StateFileWriter {
       const { state, waiters } = this.#pending;
       this.#pending = undefined;
       try {
-        await this.#write(state);
+        await this.#write(typeof state === "function" ? state() : state);
         for (const [resolve] of waiters) resolve();
       } catch (err) {
         for (const [, reject] of waiters) reject(err);
@@ -179,7 +186,8 @@ export class StateFileWriter {
 }
 
 function serialise(state: PersistedState): string {
-  return `${JSON.stringify(state, null, 2)}\n`;
+  // Compact: a registry of thousands is rewritten on every change.
+  return `${JSON.stringify(state)}\n`;
 }
 
 function fsyncDirectorySync(path: string): void {
