@@ -428,7 +428,8 @@ describe("supervision", () => {
     expect(next.seq).toBe(exited.seq + 1n);
     const newPid = next.kind.case === "started" ? next.kind.value.pid : 0;
     expect(newPid).not.toBe(first.pid);
-    expect((timeMs(next.time) ?? 0) - (timeMs(exited.time) ?? 0)).toBeLessThan(100);
+    // At once, not after min_restart_delay (5 s): the bound leaves room for a loaded machine.
+    expect((timeMs(next.time) ?? 0) - (timeMs(exited.time) ?? 0)).toBeLessThan(2_500);
 
     const p = await d.client.getProcess("long");
     expect(p.restartCount).toBeGreaterThanOrEqual(1);

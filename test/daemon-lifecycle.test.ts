@@ -260,3 +260,54 @@ describe("standard services, for ops tools", () => {
     });
   });
 });
+
+describe("a subscriber killed mid-stream", () => {
+  it("releases its subscription, and the daemon goes on serving the others", async () => {
+    const d = await startProcmond(["--log-level", "debug"]);
+    const observer = await openWatch(d.socket);
+    // Another process subscribes, then dies without a word: SIGKILL. (A Node
+    // client: buf's npm bin is a shim whose SIGKILL leaves the real buf running.)
+    const script = `
+      import { createClient } from "@procmon/client";
+      const client = createClient({ socket: ${JSON.stringify(d.socket)} });
+      for await (const e of client.watchEvents({ includeOutput: true })) console.log(String(e.seq));
+    `;
+    const watcher = spawn(process.execPath, ["--input-type=module", "-e", script], {
+      cwd: ROOT,
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    helpers.add(watcher);
+    await d
+      .waitForLog((l) => l.msg === "watch started" && l.subscribers === 2, 10_000)
+      .catch((e) => {
+        console.log(JSON.stringify(d.logs));
+        throw e;
+      });
+    await d.client.addProcess({
+      name: "chatty",
+      args: ["sh", "-c", "while :; do echo hi; sleep 0.01; done"],
+    });
+    // It received events: the stream was live when it was killed.
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("the watcher got nothing")), 10_000);
+      watcher.stdout?.once("data", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    watcher.kill("SIGKILL");
+    const ended = await d.waitForLog((l) => l.msg === "watch ended" && l.subscribers === 1, 10_000);
+    expect(ended.subscribers).toBe(1);
+    // The one left still gets every event of the process, in order.
+    await d.client.stopProcess("chatty");
+    await observer.waitForEvent((e) => e.kind.case === "exited", 10_000);
+    expect(observer.events.map((e) => e.kind.case)).toEqual([
+      "added",
+      "started",
+      "stopping",
+      "exited",
+    ]);
+    const seqs = observer.events.map((e) => e.seq);
+    expect([...seqs].sort((a, b) => (a < b ? -1 : 1))).toEqual(seqs);
+  }, 30_000);
+});

@@ -51,8 +51,8 @@ export interface DaemonLog {
   readonly logger: PinoLogger;
   /** Closed while the log's buffer is full: children's pipes are not read meanwhile. */
   readonly gate: FlowGate;
-  /** Writes out what is buffered; call before exiting. */
-  flush(): void;
+  /** Writes out what is buffered, in order, and closes the log: call before exiting. */
+  close(): Promise<void>;
 }
 
 /** Creates the daemon's asynchronous JSON log on stdout. */
@@ -66,7 +66,17 @@ export function createDaemonLog(level: string): DaemonLog {
     },
   };
   const logger = pino({ level, base: { pid: process.pid } }, stream);
-  return { logger, gate, flush: () => destination.flushSync() };
+  const close = () =>
+    new Promise<void>((resolve) => {
+      // end(), not flushSync(): a synchronous flush beside a write in flight reorders lines.
+      const fallback = setTimeout(resolve, 2_000);
+      destination.once("close", () => {
+        clearTimeout(fallback);
+        resolve();
+      });
+      destination.end();
+    });
+  return { logger, gate, close };
 }
 
 /** Child output goes to the log as it is; state events as one line each. */

@@ -28,9 +28,8 @@ async function main(): Promise<void> {
   }
   const log = createDaemonLog(parsed.options.logLevel);
   const { logger } = log;
-  const exit = (code: number): never => {
-    log.flush();
-    process.exit(code);
+  const exit = (code: number): void => {
+    log.close().then(() => process.exit(code));
   };
   // Handlers go in before anything starts: a signal that arrives while the
   // daemon starts up is acted on once it is up, never met by the default
@@ -65,6 +64,7 @@ async function main(): Promise<void> {
     logger.fatal({ err }, message);
     process.stderr.write(`procmond: ${message}\n`);
     exit(1);
+    return;
   }
   if (stopRequested !== undefined) stop(stopRequested);
 }

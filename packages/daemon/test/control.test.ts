@@ -548,7 +548,7 @@ describe("Supervisor.checkConsistency", () => {
     const daemon = await startDaemon(parsed.options, {
       clock,
       spawner,
-      log: { logger, gate: new FlowGate(), flush() {} },
+      log: { logger, gate: new FlowGate(), close: async () => {} },
     });
     try {
       await daemon.control.add(sleeper("web"));

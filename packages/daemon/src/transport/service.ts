@@ -124,8 +124,16 @@ export function processMonitorService(
         call.emit("error", toServiceError(err, logger));
         return;
       }
+      logger.debug({ subscribers: events.subscriberCount }, "watch started");
       call.on("drain", () => subscription.resume());
-      const cancel = () => subscription.cancel();
+      // However the stream ends (client gone, cancelled, ended by us), release its cursor once.
+      let released = false;
+      const cancel = () => {
+        if (released) return;
+        released = true;
+        subscription.cancel();
+        logger.debug({ subscribers: events.subscriberCount }, "watch ended");
+      };
       call.on("cancelled", cancel);
       call.on("close", cancel);
       call.on("error", cancel);
