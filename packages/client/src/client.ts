@@ -8,7 +8,13 @@ import {
   type MessageShape,
   toBinary,
 } from "@bufbuild/protobuf";
-import { Client, credentials, type CallOptions as GrpcCallOptions, Metadata } from "@grpc/grpc-js";
+import {
+  Client,
+  credentials,
+  type CallOptions as GrpcCallOptions,
+  Metadata,
+  type StatusObject,
+} from "@grpc/grpc-js";
 import { Code, ProcmonError } from "./errors.js";
 import {
   type Event,
@@ -156,6 +162,7 @@ export function createClient(options: ClientOptions = {}): ProcmonClient {
     method: DescMethodServerStreaming<I, O>,
     input: MessageInitShape<I>,
     options: CallOptions | undefined,
+    onCleanEnd?: (trailers: Metadata) => void,
   ): AsyncIterable<MessageShape<O>> {
     return {
       async *[Symbol.asyncIterator]() {
@@ -172,8 +179,13 @@ export function createClient(options: ClientOptions = {}): ProcmonClient {
         );
         const onAbort = () => call.cancel();
         signal?.addEventListener("abort", onAbort, { once: true });
+        const status = new Promise<StatusObject>((resolve) => call.once("status", resolve));
         try {
           for await (const message of call) yield message as MessageShape<O>;
+          if (onCleanEnd) {
+            const { code, metadata } = await status;
+            if (code === Code.OK) onCleanEnd(metadata);
+          }
         } catch (err) {
           throw ProcmonError.from(err, socket);
         } finally {
@@ -191,6 +203,15 @@ export function createClient(options: ClientOptions = {}): ProcmonClient {
     return process;
   };
 
+  const events: RawWatch = (request, o, onCleanEnd) => {
+    const stream = serverStream(m.watchEvents, request, o, onCleanEnd);
+    return {
+      async *[Symbol.asyncIterator]() {
+        for await (const { event } of stream) if (event) yield event;
+      },
+    };
+  };
+
   const client: ProcmonClient = {
     socket,
     addProcess: (spec, o) => processOf(unary(m.addProcess, { process: spec }, o)),
@@ -204,14 +225,9 @@ export function createClient(options: ClientOptions = {}): ProcmonClient {
       const { processes, lastEventSeq } = await unary(m.listProcesses, {}, o);
       return { processes, lastEventSeq };
     },
-    watchEvents: (request = {}, o) => {
-      const stream = serverStream(m.watchEvents, request, o);
-      return {
-        async *[Symbol.asyncIterator]() {
-          for await (const { event } of stream) if (event) yield event;
-        },
-      };
-    },
+    // The third parameter is watch()'s clean-end hook, not part of the public type.
+    watchEvents: (request = {}, o, onCleanEnd?: (trailers: Metadata) => void) =>
+      events(request, o, onCleanEnd),
     watch: (o = {}) => watchWithResume(client, o),
     close: () => {
       closed = true;
@@ -222,6 +238,19 @@ export function createClient(options: ClientOptions = {}): ProcmonClient {
 }
 
 const MAX_RECONNECT_DELAY_MS = 2_000;
+
+/**
+ * Trailer of a WatchEvents stream that the daemon ended cleanly (shutdown):
+ * the subscriber has been sent everything up to this seq that it selects.
+ */
+export const LAST_SEQ_KEY = "procmon-last-seq";
+
+/** WatchEvents, telling `onCleanEnd` the trailers when the daemon ends the stream cleanly. */
+type RawWatch = (
+  request: WatchEventsInit,
+  options: CallOptions | undefined,
+  onCleanEnd?: (trailers: Metadata) => void,
+) => AsyncIterable<Event>;
 
 /** Errors after which a resumed stream may succeed. */
 function isTransient(err: ProcmonError): boolean {
@@ -238,6 +267,9 @@ async function* watchWithResume(
   client: ProcmonClient,
   options: WatchOptions,
 ): AsyncGenerator<Event> {
+  // Through the client's own method (so a wrapped one is honoured), which
+  // also takes the clean-end hook its public type does not show.
+  const watchEvents = client.watchEvents.bind(client) as RawWatch;
   const { signal } = options;
   const firstDelay = options.reconnectDelayMs ?? 100;
   let delay = firstDelay;
@@ -255,7 +287,7 @@ async function* watchWithResume(
   }
   while (!signal?.aborted) {
     try {
-      const stream = client.watchEvents(
+      const stream = watchEvents(
         {
           names: [...(options.names ?? [])],
           includeOutput: options.includeOutput ?? false,
@@ -263,6 +295,15 @@ async function* watchWithResume(
         },
         // Endless: the client's default deadline (meant for unary calls) must not end it.
         { ...(signal ? { signal } : {}), timeoutMs: Number.POSITIVE_INFINITY },
+        (trailers) => {
+          // A clean end (daemon shutdown) sent everything this filter selects up
+          // to the daemon's last seq: resume from there, even if the last event
+          // this watcher received was older (it filters by name).
+          const [last] = trailers.get(LAST_SEQ_KEY);
+          if (typeof last === "string" && /^\d+$/.test(last) && BigInt(last) > cursor) {
+            cursor = BigInt(last);
+          }
+        },
       );
       for await (const event of stream) {
         delay = firstDelay;

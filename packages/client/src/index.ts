@@ -2,6 +2,7 @@ export {
   type CallOptions,
   type ClientOptions,
   createClient,
+  LAST_SEQ_KEY,
   type ProcessList,
   type ProcessSpecInit,
   type ProcmonClient,

@@ -6,7 +6,9 @@ import { join } from "node:path";
  * else /run/procmon/procmon.sock for root, else $XDG_RUNTIME_DIR/procmon/procmon.sock,
  * else /tmp/procmon-<uid>/procmon.sock.
  */
-export function defaultSocketPath(env: NodeJS.ProcessEnv = process.env): string {
+export function defaultSocketPath(
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): string {
   const fromEnv = env.PROCMON_SOCKET;
   if (fromEnv) return fromEnv;
   const uid = process.getuid?.() ?? 0;

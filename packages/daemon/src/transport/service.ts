@@ -5,6 +5,7 @@ import {
   type ServerWritableStream,
   type sendUnaryData,
 } from "@grpc/grpc-js";
+import { LAST_SEQ_KEY } from "@procmon/client";
 import {
   type AddProcessRequest,
   AddProcessResponseSchema,
@@ -116,7 +117,13 @@ export function processMonitorService(
                 event: eventToProto(logged.event, logged.seq, logged.timeWallMs),
               }),
             ),
-          end: () => call.end(),
+          // Everything up to the last seq was sent: the trailer lets a filtered
+          // watcher resume from there after a restart.
+          end: () => {
+            const trailers = new Metadata();
+            trailers.set(LAST_SEQ_KEY, String(events.lastSeq));
+            call.end(trailers);
+          },
           // emit, not destroy: what was already written is flushed before the status.
           fail: (error) => call.emit("error", toServiceError(error, logger)),
         });
