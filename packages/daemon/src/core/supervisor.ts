@@ -183,21 +183,8 @@ export class Supervisor {
     const entry = this.lookup(name);
     const state = entry.state;
     if (!(state.kind === "stopping" && state.after === "forget")) entry.intent = "running";
-    switch (state.kind) {
-      case "running":
-        return this.view(entry);
-      case "stopping":
-        this.refuseWhileRemoving(entry, state);
-        state.after = "start";
-        return this.afterExit(entry);
-      case "backoff":
-        state.timer.cancel();
-        this.launch(entry);
-        return this.view(entry);
-      case "stopped":
-        this.launch(entry);
-        return this.view(entry);
-    }
+    // A running process is left alone (same pid); otherwise a start does what a restart does.
+    return state.kind === "running" ? this.view(entry) : this.restartEntry(entry);
   }
 
   /** Stops the process and keeps it stopped; resolves once it has exited. */
