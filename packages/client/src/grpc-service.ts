@@ -142,9 +142,11 @@ function methodDefinition(method: DescMethod): grpc.MethodDefinition<Message, Me
 }
 
 function serializer(schema: DescMessage): grpc.serialize<Message> {
-  // toBinary returns a fresh array, so wrapping it is safe and saves a copy.
-  return (message) => {
-    const bytes = toBinary(schema, message);
+  return (message: Message | Uint8Array) => {
+    // A message encoded once for many streams (an event fanned out to every
+    // subscriber) is written as its bytes and passes through.
+    // toBinary returns a fresh array, so wrapping it is safe and saves a copy.
+    const bytes = message instanceof Uint8Array ? message : toBinary(schema, message);
     return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   };
 }

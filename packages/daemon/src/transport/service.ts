@@ -1,4 +1,4 @@
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import {
   Metadata,
   type ServerUnaryCall,
@@ -32,7 +32,7 @@ import { ProcmonError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import type { Supervisor } from "../core/supervisor.js";
 import type { ProcessView } from "../core/types.js";
-import type { EventLog, Subscription } from "../events/event-log.js";
+import type { EventLog, LoggedEvent, Subscription } from "../events/event-log.js";
 import { eventToProto, processToProto } from "./convert.js";
 import { toServiceError } from "./errors.js";
 
@@ -47,6 +47,23 @@ export interface ServiceDeps {
 }
 
 type Handler<Req, Res> = (request: Req) => Res | Promise<Res>;
+
+const encoded = new WeakMap<LoggedEvent, Uint8Array>();
+
+/** The WatchEventsResponse bytes of `logged`, encoded on first use. */
+function encodedEvent(logged: LoggedEvent): Uint8Array {
+  let bytes = encoded.get(logged);
+  if (bytes === undefined) {
+    bytes = toBinary(
+      WatchEventsResponseSchema,
+      create(WatchEventsResponseSchema, {
+        event: eventToProto(logged.event, logged.seq, logged.timeWallMs),
+      }),
+    );
+    encoded.set(logged, bytes);
+  }
+  return bytes;
+}
 
 /**
  * The procmon.v1.ProcessMonitor handlers, keyed by method local name: each one
@@ -111,12 +128,9 @@ export function processMonitorService(
       let subscription: Subscription;
       try {
         subscription = events.subscribe(filter, request.afterSeq, {
-          write: (logged) =>
-            call.write(
-              create(WatchEventsResponseSchema, {
-                event: eventToProto(logged.event, logged.seq, logged.timeWallMs),
-              }),
-            ),
+          // Encoded once per event, however many subscribers it goes to; the
+          // service's serializer passes the bytes through.
+          write: (logged) => call.write(encodedEvent(logged) as unknown as WatchEventsResponse),
           // Everything up to the last seq was sent: the trailer lets a filtered
           // watcher resume from there after a restart.
           end: () => {
