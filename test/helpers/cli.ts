@@ -3,7 +3,7 @@
 // started here is tracked so cleanup can end exactly those.
 import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
-import { ROOT } from "./daemon.js";
+import { childEnv, ROOT } from "./daemon.js";
 
 /** The CLI's bin, as users run it. */
 export const PROCMONCTL_BIN = join(ROOT, "packages/client/bin/procmonctl.js");
@@ -43,21 +43,11 @@ export interface CtlProcess {
 
 const running = new Set<ChildProcess>();
 
-function ctlEnv(env: Readonly<Record<string, string | undefined>>): NodeJS.ProcessEnv {
-  const merged: NodeJS.ProcessEnv = { ...process.env };
-  delete merged.PROCMON_SOCKET;
-  for (const [key, value] of Object.entries(env)) {
-    if (value === undefined) delete merged[key];
-    else merged[key] = value;
-  }
-  return merged;
-}
-
 function start(args: readonly string[], options: CtlOptions): ChildProcess {
   const argv = options.socket === undefined ? [...args] : ["--socket", options.socket, ...args];
   const child = spawn(process.execPath, [PROCMONCTL_BIN, ...argv], {
     cwd: ROOT,
-    env: ctlEnv(options.env ?? {}),
+    env: childEnv(options.env ?? {}),
     stdio: ["ignore", "pipe", "pipe"],
   });
   running.add(child);

@@ -77,8 +77,8 @@ export function makeTempDir(prefix = "procmon-it-"): string {
   return dir;
 }
 
-/** The daemon's environment: the test's, without a PROCMON_SOCKET that would leak in. */
-function daemonEnv(env: Readonly<Record<string, string | undefined>>): NodeJS.ProcessEnv {
+/** A child's environment: the test's with `env` over it, without a PROCMON_SOCKET that would leak in. */
+export function childEnv(env: Readonly<Record<string, string | undefined>>): NodeJS.ProcessEnv {
   const merged: NodeJS.ProcessEnv = { ...process.env };
   delete merged.PROCMON_SOCKET;
   for (const [key, value] of Object.entries(env)) {
@@ -121,7 +121,7 @@ export async function startProcmond(
     : ["--socket", socket, ...stateArgs, ...extraArgs];
   const child = spawn(process.execPath, [PROCMOND_BIN, ...args], {
     cwd: dir,
-    env: daemonEnv(viaEnv ? { ...env, PROCMON_SOCKET: socket } : env),
+    env: childEnv(viaEnv ? { ...env, PROCMON_SOCKET: socket } : env),
     stdio: ["ignore", "pipe", "pipe"],
     ...(options.uid === undefined ? {} : { uid: options.uid }),
     ...(options.gid === undefined ? {} : { gid: options.gid }),
@@ -300,7 +300,7 @@ export function runProcmond(
       : ["--no-state-file"];
     const child = spawn(process.execPath, [PROCMOND_BIN, ...stateArgs, ...args], {
       cwd: options.cwd ?? ROOT,
-      env: daemonEnv(env),
+      env: childEnv(env),
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";
