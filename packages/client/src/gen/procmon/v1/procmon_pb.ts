@@ -1211,6 +1211,11 @@ export const ProcessMonitor: GenService<{
   /**
    * Streams events as they happen, optionally replaying retained events after
    * a seq first. Response headers are sent once the subscription is live.
+   * A subscriber that falls too far behind is ended with RESOURCE_EXHAUSTED
+   * naming the last seq sent (trailer procmon-last-delivered-seq): resume
+   * with after_seq set to the last seq received. A stream the daemon ends
+   * cleanly (shutdown) carries trailer procmon-last-seq: everything this
+   * filter selects up to that seq was sent.
    *
    * @generated from rpc procmon.v1.ProcessMonitor.WatchEvents
    */
