@@ -19,7 +19,7 @@ import { Supervisor } from "./core/supervisor.js";
 import { EventLog } from "./events/event-log.js";
 import type { DaemonOptions } from "./flags.js";
 import { loadDescriptorSet } from "./transport/descriptors.js";
-import { createHealth } from "./transport/health.js";
+import { createHealth, healthServiceName } from "./transport/health.js";
 import { addReflection } from "./transport/reflection.js";
 import { processMonitorService } from "./transport/service.js";
 
@@ -176,7 +176,7 @@ export async function startDaemon(
   );
   const health = createHealth();
   health.addToServer(server);
-  addReflection(server, loadDescriptorSet(), [ProcessMonitor.typeName, "grpc.health.v1.Health"]);
+  addReflection(server, loadDescriptorSet(), [ProcessMonitor.typeName, healthServiceName]);
 
   await withPrivateUmask(
     () =>

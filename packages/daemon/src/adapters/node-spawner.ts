@@ -14,6 +14,7 @@ import {
 import { effectivePath, lookupExecutable } from "./executable.js";
 import type { FlowGate } from "./flow-gate.js";
 import { LineSplitter } from "./line-splitter.js";
+import { NAME_ENV } from "./orphans.js";
 import { readProcStat } from "./proc-stat.js";
 
 /** Options of {@link NodeSpawner}. */
@@ -61,7 +62,7 @@ export class NodeSpawner implements Spawner {
           ...(request.clearEnv ? {} : process.env),
           ...request.env,
           ...this.#markerEnv,
-          ...(request.name === undefined ? {} : { PROCMON_NAME: request.name }),
+          ...(request.name === undefined ? {} : { [NAME_ENV]: request.name }),
         },
         cwd: request.cwd || undefined,
         uid: request.uid,

@@ -2,13 +2,12 @@
 // its own proto-loader copy of health.proto, which is fine for calls; what
 // reflection shows is the buf-compiled health.proto (see reflection.ts).
 import type * as grpc from "@grpc/grpc-js";
+import { Health as HealthService } from "@procmon/client/gen/grpc/health/v1/health_pb.js";
+import { ProcessMonitor } from "@procmon/client/gen/procmon/v1/procmon_pb.js";
 import { HealthImplementation } from "grpc-health-check";
 
 /** The health service's fully qualified name, for the reflection service list. */
-export const healthServiceName = "grpc.health.v1.Health";
-
-/** The service whose health is reported besides the whole server (""). */
-export const processMonitorServiceName = "procmon.v1.ProcessMonitor";
+export const healthServiceName = HealthService.typeName;
 
 /** Health statuses for the whole server and for ProcessMonitor, switched together. */
 export interface Health {
@@ -22,7 +21,8 @@ export interface Health {
 
 /** Creates the health service; both statuses start NOT_SERVING until `setServing()`. */
 export function createHealth(): Health {
-  const services = ["", processMonitorServiceName];
+  // The whole server (""), and ProcessMonitor by name.
+  const services = ["", ProcessMonitor.typeName];
   const implementation = new HealthImplementation(
     Object.fromEntries(services.map((name) => [name, "NOT_SERVING"])),
   );
