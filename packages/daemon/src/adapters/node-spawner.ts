@@ -116,12 +116,16 @@ class NodeChild implements Child {
       if (stream === null) return;
       openPipes++;
       const lines = new LineSplitter((line, partial) => handlers.onOutput(name, line, partial));
+      const resume = () => stream.resume();
       stream.on("data", (chunk: Buffer) => {
         lines.push(chunk);
-        if (gate && !gate.isOpen) {
-          stream.pause();
-          gate.whenOpen(() => stream.resume());
-        }
+        // One chunk (up to 64 KiB) per pipe per event-loop turn. libuv would
+        // read up to 32 in a row from a pipe that keeps filling, and the
+        // events they make would wait for their subscribers' sockets until
+        // the next turn: a flood starved every watcher (bench/events.mjs).
+        stream.pause();
+        if (gate && !gate.isOpen) gate.whenOpen(() => setImmediate(resume));
+        else setImmediate(resume);
       });
       // A read error destroys the stream, and 'close' follows: nothing more to do.
       stream.on("error", () => {});
