@@ -35,6 +35,7 @@ import type { ProcessView } from "../core/types.js";
 import type { EventLog, LoggedEvent, Subscription } from "../events/event-log.js";
 import { eventToProto, processToProto } from "./convert.js";
 import { toServiceError } from "./errors.js";
+import { EventStream, http2StreamOf } from "./event-stream.js";
 
 /** What the ProcessMonitor service delegates to. */
 export interface ServiceDeps {
@@ -125,34 +126,39 @@ export function processMonitorService(
       // Headers first, in the same tick as the subscription: when the client
       // sees them, no later event can be missed.
       call.sendMetadata(new Metadata());
-      let subscription: Subscription;
+      let subscription: Subscription | undefined;
+      const stream = new EventStream(call, http2StreamOf(call), () => subscription?.resume());
       try {
         subscription = events.subscribe(filter, request.afterSeq, {
           // Encoded once per event, however many subscribers it goes to; the
           // service's serializer passes the bytes through.
-          write: (logged) => call.write(encodedEvent(logged) as unknown as WatchEventsResponse),
+          write: (logged) => stream.write(encodedEvent(logged)),
           // Everything up to the last seq was sent: the trailer lets a filtered
           // watcher resume from there after a restart.
           end: () => {
             const trailers = new Metadata();
             trailers.set(LAST_SEQ_KEY, String(events.lastSeq));
+            stream.close();
             call.end(trailers);
           },
           // emit, not destroy: what was already written is flushed before the status.
-          fail: (error) => call.emit("error", toServiceError(error, logger)),
+          fail: (error) => {
+            stream.close();
+            call.emit("error", toServiceError(error, logger));
+          },
         });
       } catch (err) {
         call.emit("error", toServiceError(err, logger));
         return;
       }
       logger.debug({ subscribers: events.subscriberCount }, "watch started");
-      call.on("drain", () => subscription.resume());
+      const started = subscription;
       // However the stream ends (client gone, cancelled, ended by us), release its cursor once.
       let released = false;
       const cancel = () => {
         if (released) return;
         released = true;
-        subscription.cancel();
+        started.cancel();
         logger.debug({ subscribers: events.subscriberCount }, "watch ended");
       };
       call.on("cancelled", cancel);

@@ -1,0 +1,127 @@
+import type { Writable } from "node:stream";
+
+/** Bytes a subscriber may have written and not yet had taken by http2 before it counts as full. */
+export const DEFAULT_IN_FLIGHT_BYTES = 256 * 1024;
+
+/** A gRPC message's frame header: a compressed flag and the length, big-endian. */
+const HEADER_BYTES = 5;
+
+/** The part of an http2 stream the fast path writes to. */
+export type FrameTarget = Pick<Writable, "write" | "writableEnded" | "destroyed">;
+
+/** The part of a grpc-js server stream (a Node Writable in object mode) the event stream uses. */
+export type MessageStream = Pick<Writable, "write">;
+
+/**
+ * The http2 stream under a grpc-js server call, when grpc-js is built as this
+ * module expects (its server call holds the base call, and that the stream);
+ * undefined otherwise, and then messages go through grpc-js one by one.
+ */
+export function http2StreamOf(call: unknown): FrameTarget | undefined {
+  const inner = (call as { call?: { stream?: unknown } } | undefined)?.call?.stream as
+    | (FrameTarget & { sendTrailers?: unknown; respond?: unknown })
+    | undefined;
+  const looksRight =
+    typeof inner?.write === "function" &&
+    typeof inner.sendTrailers === "function" &&
+    typeof inner.respond === "function" &&
+    typeof inner.writableEnded === "boolean";
+  return looksRight ? inner : undefined;
+}
+
+/**
+ * Writes one subscriber's encoded events, batched and bounded.
+ *
+ * grpc-js sends a server stream's messages one per completed http2 write:
+ * about two per event-loop turn, each with its own frame buffer, write request
+ * and callbacks (bench/grpc-pacing.mjs). Under a hundred subscribers that
+ * pacing left them seconds behind and the garbage filled a quarter of the
+ * daemon's time. So when the call's http2 stream can be reached, the messages
+ * written in one turn are framed together into one buffer, in one write,
+ * after the turn's events are all appended. Otherwise each message goes
+ * through grpc-js's own `write`.
+ *
+ * Fullness is counted in bytes (an event is 60 bytes, an output line up to
+ * 64 KiB): the stream is full once `limit` bytes are queued or in flight, and
+ * reopens, calling `onReady`, when half of them are gone, so a subscriber that
+ * reads as fast as we write never waits on an empty pipe. `end` and `fail`
+ * send what is queued first.
+ */
+export class EventStream {
+  #queued: Uint8Array[] = [];
+  #queuedBytes = 0;
+  #inFlight = 0;
+  #full = false;
+  #flushScheduled = false;
+  #closed = false;
+
+  constructor(
+    private readonly messages: MessageStream,
+    /** The http2 stream to write framed batches to, if reachable. */
+    private readonly frames: FrameTarget | undefined,
+    private readonly onReady: () => void,
+    private readonly limit = DEFAULT_IN_FLIGHT_BYTES,
+  ) {}
+
+  /** Bytes queued or written and not yet taken by http2. */
+  get pendingBytes(): number {
+    return this.#queuedBytes + this.#inFlight;
+  }
+
+  /** Queues one encoded message; false means full until `onReady` is called. */
+  write(bytes: Uint8Array): boolean {
+    if (this.#closed) return false;
+    if (this.frames === undefined) {
+      const size = bytes.byteLength;
+      this.#inFlight += size;
+      this.messages.write(bytes, () => this.#written(size));
+    } else {
+      this.#queued.push(bytes);
+      this.#queuedBytes += HEADER_BYTES + bytes.byteLength;
+      if (!this.#flushScheduled) {
+        this.#flushScheduled = true;
+        queueMicrotask(() => this.flush());
+      }
+    }
+    if (this.pendingBytes >= this.limit) this.#full = true;
+    return !this.#full;
+  }
+
+  /** Writes what is queued, now. */
+  flush(): void {
+    this.#flushScheduled = false;
+    const frames = this.frames;
+    const size = this.#queuedBytes;
+    if (frames === undefined || size === 0) return;
+    const queued = this.#queued;
+    this.#queued = [];
+    this.#queuedBytes = 0;
+    // The call may have been ended under us (a deadline, a cancel): writing
+    // after the end would raise an error event nobody listens to.
+    if (frames.writableEnded || frames.destroyed) return;
+    const batch = Buffer.allocUnsafe(size);
+    let at = 0;
+    for (const message of queued) {
+      batch[at] = 0; // not compressed
+      batch.writeUInt32BE(message.byteLength, at + 1);
+      batch.set(message, at + HEADER_BYTES);
+      at += HEADER_BYTES + message.byteLength;
+    }
+    this.#inFlight += size;
+    frames.write(batch, () => this.#written(size));
+  }
+
+  /** Sends what is queued, then no more: the caller ends the call next. */
+  close(): void {
+    this.flush();
+    this.#closed = true;
+  }
+
+  #written(size: number): void {
+    this.#inFlight -= size;
+    if (this.#full && !this.#closed && this.pendingBytes <= this.limit / 2) {
+      this.#full = false;
+      this.onReady();
+    }
+  }
+}
