@@ -101,6 +101,9 @@ export interface ProcmonClient {
   close(): void;
 }
 
+/** The HTTP/2 receive window of the client's connection and of each stream. */
+const FLOW_CONTROL_WINDOW_BYTES = 1024 * 1024;
+
 /** Creates a client of the procmond listening on `options.socket`. */
 export function createClient(options: ClientOptions = {}): ProcmonClient {
   const socket = options.socket ?? defaultSocketPath();
@@ -111,6 +114,11 @@ export function createClient(options: ClientOptions = {}): ProcmonClient {
     // within watch()'s own retry delay, not after grpc-js's default backoff (up to 120 s).
     "grpc.initial_reconnect_backoff_ms": 100,
     "grpc.max_reconnect_backoff_ms": MAX_RECONNECT_DELAY_MS,
+    // HTTP/2's default 64 KiB window lets the daemon send one window per round
+    // trip: a watcher of a chatty process fell behind and was ended while it
+    // still had time to read (bench/events.mjs). 1 MiB keeps up; it is also
+    // what a paused watcher may hold unread before the daemon counts it behind.
+    "grpc-node.flow_control_window": FLOW_CONTROL_WINDOW_BYTES,
   });
 
   function callOptions(options: CallOptions | undefined): GrpcCallOptions {
