@@ -218,6 +218,8 @@ async function runWorker() {
         "grpc.use_local_subchannel_pool": 1,
         "grpc.enable_retries": 0,
         "grpc.max_receive_message_length": 8 * 1024 * 1024,
+        // As the SDK (packages/client/src/client.ts): a 1 MiB HTTP/2 window.
+        "grpc-node.flow_control_window": 1024 * 1024,
       });
       conns.set(key, conn);
     }

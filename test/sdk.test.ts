@@ -629,8 +629,10 @@ describe.concurrent("watch() across broken streams and daemon restarts", () => {
     onTestFinished,
   }) => {
     // The daemon's log leaves output out, so only the subscriber under test is slow.
+    // 40,000 kept output lines: a subscriber is ended 20,000 behind, beyond the
+    // ~12,000 lines (1.5 MB) that HTTP/2 windows and socket buffers hold.
     const q = await startProcmond(
-      ["--log-level", "warn", "--min-restart-delay", "30s"],
+      ["--log-level", "warn", "--min-restart-delay", "30s", "--output-retention", "40000"],
       {},
       { readyWhen: "answers" },
     );
@@ -640,7 +642,9 @@ describe.concurrent("watch() across broken streams and daemon restarts", () => {
       await q.cleanup();
     });
     const attempts = tapStreams(c);
-    const lines = 8_500; // Past half the 10,000 kept output lines, within all of them.
+    // Past the 32,000 where it is ended; within the 40,000 kept after the
+    // last seq it was sent, for it to resume.
+    const lines = 42_000;
     const { lastEventSeq } = await c.listProcesses();
     const iterator = c
       .watch({ includeOutput: true, afterSeq: lastEventSeq })

@@ -376,3 +376,11 @@ export function isAlive(pid: number): boolean {
     return false; // reaped between the two checks
   }
 }
+
+/** The peak resident set size of live process `pid` so far (VmHWM), in MiB. */
+export function peakRssMiB(pid: number | undefined): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kib = /^VmHWM:\s+(\d+) kB$/m.exec(status)?.[1];
+  if (kib === undefined) throw new Error(`no VmHWM in /proc/${pid}/status`);
+  return Number(kib) / 1024;
+}

@@ -2,6 +2,9 @@
 // starts lazily and hides the response headers, so a test could not know when
 // the daemon's subscription is in place; the raw grpc-js call can: the daemon
 // sends the headers once it is.
+import { type ChildProcess, spawn } from "node:child_process";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { create } from "@bufbuild/protobuf";
 import { type ClientReadableStream, credentials, type StatusObject } from "@grpc/grpc-js";
 import type { WatchEventsInit } from "@procmon/client";
@@ -14,6 +17,8 @@ import {
 import { grpcClientConstructor } from "@procmon/client/grpc";
 
 const ProcessMonitorClient = grpcClientConstructor(ProcessMonitor);
+
+const FAST_READER = join(dirname(fileURLToPath(import.meta.url)), "fast-reader.mjs");
 
 /** A live WatchEvents stream that records what it receives. */
 export interface Watch {
@@ -45,7 +50,13 @@ export function openWatch(
   request: WatchEventsInit = {},
   timeoutMs = 5_000,
 ): Promise<Watch> {
-  const client = new ProcessMonitorClient(`unix:${socket}`, credentials.createInsecure());
+  const client = new ProcessMonitorClient(`unix:${socket}`, credentials.createInsecure(), {
+    // The SDK's 1 MiB HTTP/2 window (packages/client/src/client.ts).
+    "grpc-node.flow_control_window": 1024 * 1024,
+    // Each watch on its own connection, as separate subscribers are: a paused
+    // stream holds its connection's window, and would stall any other on it.
+    "grpc.use_local_subchannel_pool": 1,
+  });
   const call: ClientReadableStream<WatchEventsResponse> = client.watchEvents(
     create(WatchEventsRequestSchema, request),
   );
@@ -150,4 +161,86 @@ function failEnded(status: StatusObject): never {
 /** Closes every watch still open: for afterEach. */
 export function closeAllWatches(): void {
   for (const watch of [...open]) watch.close();
+}
+
+/** What test/helpers/fast-reader.mjs reports. */
+export interface FastReaderSummary {
+  readonly outputLines: number;
+  readonly events: number;
+  readonly firstSeq: string | null;
+  readonly lastSeq: string | null;
+  /** The first break in the seqs, or null. */
+  readonly gap: string | null;
+  /** The gRPC code the daemon ended the stream with; null while it was live. */
+  readonly status: number | null;
+}
+
+/** A running fast-reader.mjs. */
+export interface FastReader {
+  /** Resolves with its summary once `until` exited or the stream ended. */
+  summary(timeoutMs?: number): Promise<FastReaderSummary>;
+}
+
+const readers = new Set<ChildProcess>();
+
+/**
+ * Starts a subscriber in a process of its own that reads everything with
+ * output as fast as grpc-js delivers it, and resolves once it is live.
+ */
+export async function startFastReader(
+  socket: string,
+  until: string,
+  timeoutMs = 10_000,
+): Promise<FastReader> {
+  const child = spawn(process.execPath, [FAST_READER, socket, until], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  readers.add(child);
+  child.on("exit", () => readers.delete(child));
+  const lines: string[] = [];
+  const waiters = new Set<() => void>();
+  let buffered = "";
+  child.stdout?.on("data", (chunk: Buffer) => {
+    buffered += chunk.toString();
+    const parts = buffered.split("\n");
+    buffered = parts.pop() ?? "";
+    lines.push(...parts);
+    for (const wake of [...waiters]) wake();
+  });
+  child.on("exit", () => {
+    for (const wake of [...waiters]) wake();
+  });
+  const line = (index: number, what: string, ms: number) =>
+    new Promise<string>((resolve, reject) => {
+      const check = () => {
+        const found = lines[index];
+        if (found !== undefined) {
+          cleanup();
+          resolve(found);
+        } else if (child.exitCode !== null || child.signalCode !== null) {
+          cleanup();
+          reject(new Error(`fast reader exited before ${what}`));
+        }
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`fast reader: no ${what} within ${ms}ms`));
+      }, ms);
+      const cleanup = () => {
+        clearTimeout(timer);
+        waiters.delete(check);
+      };
+      waiters.add(check);
+      check();
+    });
+  await line(0, "ready line", timeoutMs);
+  return {
+    summary: async (ms = 30_000) => JSON.parse(await line(1, "summary", ms)) as FastReaderSummary,
+  };
+}
+
+/** Kills, by pid, every fast reader still running: for afterEach. */
+export function stopFastReaders(): void {
+  for (const child of readers) child.kill("SIGKILL");
+  readers.clear();
 }
