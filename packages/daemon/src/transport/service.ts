@@ -49,9 +49,16 @@ export interface ServiceDeps {
 
 type Handler<Req, Res> = (request: Req) => Res | Promise<Res>;
 
-const encoded = new WeakMap<LoggedEvent, Uint8Array>();
+/**
+ * The encodings of the events most recently sent. Subscribers at the head of
+ * the log share them; one replaying from further back encodes again. (Keeping
+ * an encoding for as long as its event is retained kept every retained line
+ * twice.)
+ */
+const encoded = new Map<LoggedEvent, Uint8Array>();
+const ENCODINGS_KEPT = 4096;
 
-/** The WatchEventsResponse bytes of `logged`, encoded on first use. */
+/** The WatchEventsResponse bytes of `logged`, encoded once for every subscriber it goes to. */
 function encodedEvent(logged: LoggedEvent): Uint8Array {
   let bytes = encoded.get(logged);
   if (bytes === undefined) {
@@ -62,6 +69,10 @@ function encodedEvent(logged: LoggedEvent): Uint8Array {
       }),
     );
     encoded.set(logged, bytes);
+    if (encoded.size > ENCODINGS_KEPT) {
+      const oldest = encoded.keys().next();
+      if (!oldest.done) encoded.delete(oldest.value);
+    }
   }
   return bytes;
 }
