@@ -12,6 +12,7 @@
 // --fanout=LIST  run only these fan-out loads (storm, calm, light; --quick runs storm only)
 // --daemon=BIN run this procmond instead of packages/daemon/bin/procmond.js (a snapshot of the
 //              build, or a patched copy to compare)
+// --daemon-node-args="ARGS"  node options for the daemon (e.g. "--max-semi-space-size=4")
 // --out=FILE   write the JSON there instead of bench/results/events.json
 //
 // Scenarios (each with a fresh daemon: --no-state-file, --log-level info, stdout to /dev/null
@@ -439,16 +440,17 @@ async function runMain() {
     value("--daemon") ?? path.join(ROOT, "packages/daemon/bin/procmond.js"),
   );
   const OUT = value("--out");
+  const DAEMON_NODE_ARGS = value("--daemon-node-args")?.split(" ").filter(Boolean) ?? [];
   const PROF_DIR = path.resolve(
     value("--cpu-prof-dir") ?? path.join(os.tmpdir(), `procmon-events-prof-${process.pid}`),
   );
   for (const a of argv) {
     if (
       !["--quick", "--cpu-prof"].includes(a) &&
-      !/^--(only|fanout|daemon|out|cpu-prof-dir)=/.test(a)
+      !/^--(only|fanout|daemon|daemon-node-args|out|cpu-prof-dir)=/.test(a)
     ) {
       process.stderr.write(
-        `unknown argument ${a}\nusage: node bench/events.mjs [--quick] [--cpu-prof] [--only=fanout,slow,throughput] [--fanout=storm,calm,light] [--daemon=BIN] [--out=FILE] [--cpu-prof-dir=DIR]\n`,
+        `unknown argument ${a}\nusage: node bench/events.mjs [--quick] [--cpu-prof] [--only=fanout,slow,throughput] [--fanout=storm,calm,light] [--daemon=BIN] [--daemon-node-args="ARGS"] [--out=FILE] [--cpu-prof-dir=DIR]\n`,
       );
       process.exit(2);
     }
@@ -691,7 +693,7 @@ async function runMain() {
     const n = ++daemonCount;
     const socket = path.join(tmp, `procmond-${n}.sock`);
     const outPath = sink === "file" ? path.join(tmp, `procmond-${n}-${tag}.log`) : "/dev/null";
-    const nodeArgs = [];
+    const nodeArgs = [...DAEMON_NODE_ARGS];
     if (CPU_PROF) {
       fs.mkdirSync(PROF_DIR, { recursive: true });
       nodeArgs.push(
