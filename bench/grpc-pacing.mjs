@@ -7,7 +7,8 @@
 // The server (this process) streams 20,000 messages of 110 bytes over a unix socket to a client
 // (this script forked) as fast as the stream takes them, while a setImmediate loop burns BUSY_MS
 // per event-loop turn. Two ways of writing:
-//   - "write":   call.write() until it returns false, again on 'drain' (what procmond does);
+//   - "write":   call.write() until it returns false, again on 'drain' (what procmond did before
+//                it framed each turn's events into one http2 write, transport/event-stream.ts);
 //   - "batched": the call's own sendMessage() (a grpc-js internal), up to 512 messages a turn.
 // grpc-js's ServerWritableStream passes http2 one message per completed write, so with "write"
 // the rate is tied to the number of loop turns, whatever the CPU left.

@@ -44,8 +44,8 @@ export function http2StreamOf(call: unknown): FrameTarget | undefined {
  * Fullness is counted in bytes (an event is 60 bytes, an output line up to
  * 64 KiB): the stream is full once `limit` bytes are queued or in flight, and
  * reopens, calling `onReady`, when half of them are gone, so a subscriber that
- * reads as fast as we write never waits on an empty pipe. `end` and `fail`
- * send what is queued first.
+ * reads as fast as we write never waits on an empty pipe. `close` sends what
+ * is queued at once, before the call's status.
  */
 export class EventStream {
   #queued: Uint8Array[] = [];

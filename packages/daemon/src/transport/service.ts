@@ -141,8 +141,8 @@ export function processMonitorService(
       const stream = new EventStream(call, http2StreamOf(call), () => subscription?.resume());
       try {
         subscription = events.subscribe(filter, request.afterSeq, {
-          // Encoded once per event, however many subscribers it goes to; the
-          // service's serializer passes the bytes through.
+          // Encoded once per event, however many subscribers it goes to (on
+          // grpc-js's own write path, the service's serializer passes the bytes through).
           write: (logged) => stream.write(encodedEvent(logged)),
           // Everything up to the last seq was sent: the trailer lets a filtered
           // watcher resume from there after a restart.
@@ -163,13 +163,12 @@ export function processMonitorService(
         return;
       }
       logger.debug({ subscribers: events.subscriberCount }, "watch started");
-      const started = subscription;
       // However the stream ends (client gone, cancelled, ended by us), release its cursor once.
       let released = false;
       const cancel = () => {
         if (released) return;
         released = true;
-        started.cancel();
+        subscription?.cancel();
         logger.debug({ subscribers: events.subscriberCount }, "watch ended");
       };
       call.on("cancelled", cancel);
