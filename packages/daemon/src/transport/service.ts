@@ -1,4 +1,4 @@
-import { create, toBinary } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import {
   Metadata,
   type ServerUnaryCall,
@@ -24,7 +24,6 @@ import {
   StopProcessResponseSchema,
   type WatchEventsRequest,
   type WatchEventsResponse,
-  WatchEventsResponseSchema,
 } from "@procmon/client/gen/procmon/v1/procmon_pb.js";
 import type { GrpcServiceImplementation } from "@procmon/client/grpc";
 import type { Control } from "../control.js";
@@ -32,9 +31,10 @@ import { ProcmonError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import type { Supervisor } from "../core/supervisor.js";
 import type { ProcessView } from "../core/types.js";
-import type { EventLog, LoggedEvent, Subscription } from "../events/event-log.js";
-import { eventToProto, processToProto } from "./convert.js";
+import type { EventLog, Subscription } from "../events/event-log.js";
+import { processToProto } from "./convert.js";
 import { toServiceError } from "./errors.js";
+import { encodedEvent } from "./event-encoding.js";
 import { EventStream, http2StreamOf } from "./event-stream.js";
 
 /** What the ProcessMonitor service delegates to. */
@@ -48,34 +48,6 @@ export interface ServiceDeps {
 }
 
 type Handler<Req, Res> = (request: Req) => Res | Promise<Res>;
-
-/**
- * The encodings of the events most recently sent. Subscribers at the head of
- * the log share them; one replaying from further back encodes again. (Keeping
- * an encoding for as long as its event is retained kept every retained line
- * twice.)
- */
-const encoded = new Map<LoggedEvent, Uint8Array>();
-const ENCODINGS_KEPT = 4096;
-
-/** The WatchEventsResponse bytes of `logged`, encoded once for every subscriber it goes to. */
-function encodedEvent(logged: LoggedEvent): Uint8Array {
-  let bytes = encoded.get(logged);
-  if (bytes === undefined) {
-    bytes = toBinary(
-      WatchEventsResponseSchema,
-      create(WatchEventsResponseSchema, {
-        event: eventToProto(logged.event, logged.seq, logged.timeWallMs),
-      }),
-    );
-    encoded.set(logged, bytes);
-    if (encoded.size > ENCODINGS_KEPT) {
-      const oldest = encoded.keys().next();
-      if (!oldest.done) encoded.delete(oldest.value);
-    }
-  }
-  return bytes;
-}
 
 /**
  * The procmon.v1.ProcessMonitor handlers, keyed by method local name: each one
