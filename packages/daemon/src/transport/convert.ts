@@ -52,7 +52,8 @@ const STOP_REASON: Readonly<Record<StopReason, StopReasonProto>> = {
   shutdown: StopReasonProto.SHUTDOWN,
 };
 
-const OUTPUT_STREAM: Readonly<Record<OutputStreamName, OutputStream>> = {
+/** The wire enum of each output stream. */
+export const OUTPUT_STREAM: Readonly<Record<OutputStreamName, OutputStream>> = {
   stdout: OutputStream.STDOUT,
   stderr: OutputStream.STDERR,
 };
@@ -82,13 +83,16 @@ export function msToDuration(ms: number): Duration {
 
 /** A Timestamp of wall-clock `ms` rounded to whole milliseconds, so that it always serializes. */
 export function msToTimestamp(ms: number): Timestamp {
+  const { seconds, nanos } = timestampParts(ms);
+  return create(TimestampSchema, { seconds: BigInt(seconds), nanos });
+}
+
+/** A Timestamp's seconds and nanos for wall-clock `ms`, rounded to the nearest ms. */
+export function timestampParts(ms: number): { seconds: number; nanos: number } {
   const whole = Math.round(finite(ms, "Timestamp"));
   // Timestamp nanos are never negative: floor the seconds for pre-1970 times.
   const seconds = Math.floor(whole / 1_000);
-  return create(TimestampSchema, {
-    seconds: BigInt(seconds),
-    nanos: (whole - seconds * 1_000) * 1e6,
-  });
+  return { seconds, nanos: (whole - seconds * 1_000) * 1e6 };
 }
 
 function finite(ms: number, what: string): number {

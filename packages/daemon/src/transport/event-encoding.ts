@@ -3,12 +3,11 @@ import { TimestampSchema } from "@bufbuild/protobuf/wkt";
 import {
   EventSchema,
   OutputLineSchema,
-  OutputStream,
   WatchEventsResponseSchema,
 } from "@procmon/client/gen/procmon/v1/procmon_pb.js";
 import type { CoreEvent } from "../core/events.js";
 import type { LoggedEvent } from "../events/logged-event.js";
-import { eventToProto } from "./convert.js";
+import { eventToProto, OUTPUT_STREAM, timestampParts } from "./convert.js";
 
 /**
  * The encodings of the events most recently sent. Subscribers at the head of
@@ -79,11 +78,6 @@ const T = {
   partial: tag(OutputLineSchema, "partial", VARINT),
 };
 
-const STREAM: Readonly<Record<string, number>> = {
-  stdout: OutputStream.STDOUT,
-  stderr: OutputStream.STDERR,
-};
-
 /** Bytes of `n` (a non-negative safe integer) as a varint. */
 function varintSize(n: number): number {
   let size = 1;
@@ -109,11 +103,8 @@ function encodeOutput(
   timeWallMs: number,
   event: Extract<CoreEvent, { kind: "output" }>,
 ): Uint8Array {
-  // The same split as msToTimestamp, for times after 1970.
-  const whole = Math.round(timeWallMs);
-  const seconds = Math.floor(whole / 1_000);
-  const nanos = (whole - seconds * 1_000) * 1e6;
-  const stream = STREAM[event.stream] ?? 0;
+  const { seconds, nanos } = timestampParts(timeWallMs);
+  const stream = OUTPUT_STREAM[event.stream];
   const processBytes = Buffer.byteLength(event.process);
   const lineBytes = Buffer.byteLength(event.line);
 
