@@ -196,7 +196,6 @@ export async function startFastReader(
     stdio: ["ignore", "pipe", "inherit"],
   });
   readers.add(child);
-  child.on("exit", () => readers.delete(child));
   const lines: string[] = [];
   const waiters = new Set<() => void>();
   let buffered = "";
@@ -208,6 +207,7 @@ export async function startFastReader(
     for (const wake of [...waiters]) wake();
   });
   child.on("exit", () => {
+    readers.delete(child);
     for (const wake of [...waiters]) wake();
   });
   const line = (index: number, what: string, ms: number) =>
