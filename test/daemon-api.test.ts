@@ -859,25 +859,27 @@ describe("WatchEvents", () => {
           readyWhen: "answers",
         },
       );
-    const flood = (lines: number): ProcessSpecInit => ({
-      name: "flood",
-      args: ["sh", "-c", `yes '${"y".repeat(100)}' | head -n ${lines}`],
+    const flood = (lines: number, width = 100, name = "flood"): ProcessSpecInit => ({
+      name,
+      args: ["sh", "-c", `yes '${"y".repeat(width)}' | head -n ${lines}`],
     });
 
     it("ends a subscriber that stopped reading with RESOURCE_EXHAUSTED, without a gap, while one that reads gets everything", async () => {
-      // The reader is a process of its own that keeps only counts: as fast as
-      // the daemon, whatever else this test runner does. A subscriber is ended
-      // once it lags by half the retained lines, beyond what HTTP/2 windows and
-      // socket buffers hold (~1.5 MB): 40,000 kept lines let the reader pause
-      // for a GC or a busy core, and the one that reads nothing is ended.
-      const total = 100_000;
-      const q = await quietDaemon(["--output-retention", "40000"]);
+      // No client decodes as fast as the daemon reads a pipe with its log
+      // quiet, so "keeps up" is relative to the lag a subscriber is allowed:
+      // half the retained lines, 70,000 of 20-byte lines here, beyond the
+      // ~33,000 that HTTP/2 windows and socket buffers hold. The flood of
+      // 120,000 puts the one that reads nothing ~87,000 behind; the reader, a
+      // process of its own that only counts, stays within the allowance as
+      // long as it goes at more than a fifth of the daemon's pace.
+      const total = 120_000;
+      const q = await quietDaemon(["--output-retention", "140000"]);
       try {
         const stalled = await openWatch(q.socket, { includeOutput: true });
         stalled.pause();
         const reader = await startFastReader(q.socket, "flood");
         const observer = await openWatch(q.socket);
-        await q.client.addProcess(flood(total));
+        await q.client.addProcess(flood(total, 20));
         // The flood ran to its end while the subscriber read nothing: it was not slowed.
         const exited = await observer.waitForEvent((e) => e.kind.case === "exited", 15_000);
 
@@ -900,7 +902,12 @@ describe("WatchEvents", () => {
         const named = (status.details.match(/\d+/g) ?? []).map(BigInt);
         expect(named.some((n) => n >= last && n < exited.seq)).toBe(true);
 
-        // The flood pushed the first output lines out of the retained window.
+        // A second flood pushes the first output lines out of the retained window.
+        await q.client.addProcess(flood(40_000, 20, "flood-2"));
+        await observer.waitForEvent(
+          (e) => e.kind.case === "exited" && e.process === "flood-2",
+          15_000,
+        );
         const tooOld = await rejection(
           (async () => {
             for await (const _ of q.client.watchEvents(
