@@ -11,21 +11,9 @@ import {
   type SubscriberSink,
   type Subscription,
 } from "../../src/events/event-log.js";
-import { FAKE_EPOCH_MS, FakeClock, spec, thrown } from "../core/fakes.js";
+import { FAKE_EPOCH_MS, FakeClock, seeded, spec, thrown } from "../core/fakes.js";
 
 // ---------------------------------------------------------------- helpers
-
-/** A small seeded generator (mulberry32), so that failures reproduce. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function stateEvent(process: string, pid = 1): CoreEvent {
   return { kind: "started", process, pid };

@@ -2,23 +2,12 @@ import { describe, expect, it } from "vitest";
 import type { CoreEvent } from "../../src/core/events.js";
 import type { LoggedEvent } from "../../src/events/logged-event.js";
 import { Retained } from "../../src/events/retained.js";
+import { seeded } from "../core/fakes.js";
 
 const EVENT: CoreEvent = { kind: "removed", process: "p" };
 
 function logged(seq: number | bigint): LoggedEvent {
   return { seq: BigInt(seq), timeWallMs: 0, event: EVENT };
-}
-
-/** A small seeded generator (mulberry32), so that failures reproduce. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** The lengths of Retained's private arrays: what it really holds on to. */

@@ -5,6 +5,7 @@ import type { CoreEvent } from "../../src/core/events.js";
 import type { LoggedEvent } from "../../src/events/logged-event.js";
 import { eventToProto } from "../../src/transport/convert.js";
 import { encodedEvent, encodeWatchEventsResponse } from "../../src/transport/event-encoding.js";
+import { seeded } from "../core/fakes.js";
 
 /** What protobuf-es writes for `logged`: the reference. */
 function reference(logged: LoggedEvent): Uint8Array {
@@ -35,17 +36,6 @@ function output(
   };
 }
 
-/** A small seeded generator (mulberry32), so a failure can be replayed. */
-function random(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 describe("encodeWatchEventsResponse", () => {
   it("writes an output event exactly as protobuf-es does, at the edges", () => {
     const cases: LoggedEvent[] = [
@@ -72,7 +62,7 @@ describe("encodeWatchEventsResponse", () => {
   });
 
   it("matches protobuf-es on 2,000 random output lines (seeded)", () => {
-    const next = random(20261125);
+    const next = seeded(20261125);
     const alphabet = ["a", "Z", " ", "\t", "é", "ß", "\u4e2d", "\u{1F680}", "\uFFFD", "\\", '"'];
     for (let i = 0; i < 2_000; i++) {
       const length = Math.floor(next() ** 3 * 3_000);
