@@ -10,7 +10,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
-import { Code, type ProcessSpecInit, ProcmonError } from "@procmon/client";
+import { Code, type ProcessSpecInit } from "@procmon/client";
 import { type Event, OutputStream, type Process, State, StopReason } from "@procmon/client/api";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import {
@@ -22,6 +22,7 @@ import {
   startProcmond,
   waitFor,
 } from "./helpers/daemon.js";
+import { rejection } from "./helpers/rejection.js";
 import { closeAllWatches, openWatch, startFastReader, stopFastReaders } from "./helpers/watch.js";
 
 const isRoot = process.getuid?.() === 0;
@@ -72,17 +73,6 @@ const timeMs = (value: Timestamp | undefined): number | undefined =>
   value === undefined ? undefined : Number(value.seconds) * 1_000 + value.nanos / 1e6;
 
 const exitOf = (p: Process | undefined) => p?.lastExit?.status;
-
-/** The error a call rejected with; fails the test if it succeeded. */
-async function rejection(call: Promise<unknown>): Promise<ProcmonError> {
-  try {
-    await call;
-  } catch (err) {
-    expect(err).toBeInstanceOf(ProcmonError);
-    return err as ProcmonError;
-  }
-  throw new Error("expected the call to fail, but it succeeded");
-}
 
 /** What a snapshot says about each process, without the fields that move on their own. */
 async function snapshot() {

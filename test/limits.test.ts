@@ -3,10 +3,11 @@
 // (and its refusal by a daemon that is not root), and who may connect.
 import { chmodSync, chownSync, lstatSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { Code, createClient, type ProcmonClient, ProcmonError } from "@procmon/client";
+import { Code, createClient, type ProcmonClient } from "@procmon/client";
 import { State } from "@procmon/client/api";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { cleanupAll, makeTempDir, type Procmond, startProcmond } from "./helpers/daemon.js";
+import { rejection } from "./helpers/rejection.js";
 
 const isRoot = process.getuid?.() === 0;
 const NOBODY = 65534;
@@ -19,17 +20,6 @@ afterEach(() => {
 });
 
 afterAll(cleanupAll);
-
-/** The error a call rejected with; fails the test if it succeeded. */
-async function rejection(call: Promise<unknown>): Promise<ProcmonError> {
-  try {
-    await call;
-  } catch (err) {
-    expect(err).toBeInstanceOf(ProcmonError);
-    return err as ProcmonError;
-  }
-  throw new Error("expected the call to fail, but it succeeded");
-}
 
 /** The names the daemon lists. */
 async function names(d: Procmond): Promise<string[]> {

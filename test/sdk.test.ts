@@ -38,6 +38,7 @@ import {
   startProcmond,
   waitFor,
 } from "./helpers/daemon.js";
+import { rejection } from "./helpers/rejection.js";
 import { closeAllWatches, openWatch } from "./helpers/watch.js";
 
 const isRoot = process.getuid?.() === 0;
@@ -95,17 +96,6 @@ function killGroup(pgid: number): void {
   } catch {
     // Already gone.
   }
-}
-
-/** The error a call rejected with; fails the test if it succeeded or threw something else. */
-async function rejection(call: Promise<unknown>): Promise<ProcmonError> {
-  try {
-    await call;
-  } catch (err) {
-    expect(err).toBeInstanceOf(ProcmonError);
-    return err as ProcmonError;
-  }
-  throw new Error("expected the call to fail, but it succeeded");
 }
 
 /** Drains `events`; resolves with the error it ended with (undefined if it just ended). */
