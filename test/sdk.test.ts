@@ -30,6 +30,7 @@ import { main as errorsExample } from "../packages/client/examples/errors.js";
 import { main as methodsExample } from "../packages/client/examples/methods.js";
 import { main as quickstartExample } from "../packages/client/examples/quickstart.js";
 import { main as watchResumeExample } from "../packages/client/examples/watch-resume.js";
+import { Changes } from "./helpers/changes.js";
 import {
   cleanupAll,
   makeTempDir,
@@ -39,7 +40,7 @@ import {
   waitFor,
 } from "./helpers/daemon.js";
 import { rejection } from "./helpers/rejection.js";
-import { closeAllWatches, openWatch } from "./helpers/watch.js";
+import { closeAllWatches, notSeen, openWatch } from "./helpers/watch.js";
 
 const isRoot = process.getuid?.() === 0;
 
@@ -119,11 +120,9 @@ interface Collector {
 
 function collect(iterable: AsyncIterable<Event>): Collector {
   const events: Event[] = [];
-  const listeners = new Set<() => void>();
+  const changes = new Changes();
   let end: { error: unknown } | undefined;
-  const notify = () => {
-    for (const listener of [...listeners]) listener();
-  };
+  const notify = () => changes.notify();
   void (async () => {
     try {
       for await (const event of iterable) {
@@ -137,32 +136,7 @@ function collect(iterable: AsyncIterable<Event>): Collector {
     notify();
   })();
   const wait = <T>(check: () => T | undefined, what: string, ms: number) =>
-    new Promise<T>((resolve, reject) => {
-      const listener = () => {
-        let value: T | undefined;
-        try {
-          value = check();
-        } catch (err) {
-          done();
-          reject(err);
-          return;
-        }
-        if (value === undefined) return;
-        done();
-        resolve(value);
-      };
-      const done = () => {
-        clearTimeout(timer);
-        listeners.delete(listener);
-      };
-      const timer = setTimeout(() => {
-        done();
-        const seen = events.map((e) => `${e.seq} ${e.process} ${e.kind.case}`).join(", ");
-        reject(new Error(`${what} not seen within ${ms}ms; events: [${seen}]`));
-      }, ms);
-      listeners.add(listener);
-      listener();
-    });
+    changes.until(check, ms, () => notSeen(what, ms, events));
   return {
     events,
     async until(check, ms = 5_000) {

@@ -15,6 +15,7 @@ import {
   type WatchEventsResponse,
 } from "@procmon/client/api";
 import { grpcClientConstructor } from "@procmon/client/grpc";
+import { Changes } from "./changes.js";
 
 const ProcessMonitorClient = grpcClientConstructor(ProcessMonitor);
 
@@ -61,11 +62,9 @@ export function openWatch(
     create(WatchEventsRequestSchema, request),
   );
   const events: Event[] = [];
-  const listeners = new Set<() => void>();
+  const changes = new Changes();
   let status: StatusObject | undefined;
-  const notify = () => {
-    for (const listener of [...listeners]) listener();
-  };
+  const notify = () => changes.notify();
   call.on("data", (response: WatchEventsResponse) => {
     if (response.event) events.push(response.event);
     notify();
@@ -87,30 +86,7 @@ export function openWatch(
 
   /** Resolves with `check()`'s value once it is defined, re-checking on every stream event. */
   const until = <T>(check: () => T | undefined, what: string, ms: number) =>
-    new Promise<T>((resolve, reject) => {
-      const listener = () => {
-        let value: T | undefined;
-        try {
-          value = check();
-        } catch (err) {
-          listeners.delete(listener);
-          clearTimeout(timer);
-          reject(err);
-          return;
-        }
-        if (value === undefined) return;
-        listeners.delete(listener);
-        clearTimeout(timer);
-        resolve(value);
-      };
-      const timer = setTimeout(() => {
-        listeners.delete(listener);
-        const seen = events.map((e) => `${e.seq} ${e.process} ${e.kind.case}`).join(", ");
-        reject(new Error(`${what} not seen within ${ms}ms; events: [${seen}]`));
-      }, ms);
-      listeners.add(listener);
-      listener();
-    });
+    changes.until(check, ms, () => notSeen(what, ms, events));
 
   let closed = false;
   const watch: Watch = {
@@ -152,6 +128,12 @@ export function openWatch(
       reject(Object.assign(new Error(`WatchEvents ended before going live: ${s.details}`), s));
     });
   });
+}
+
+/** The error of a wait for `what` that timed out, listing the events seen. */
+export function notSeen(what: string, ms: number, events: readonly Event[]): Error {
+  const seen = events.map((e) => `${e.seq} ${e.process} ${e.kind.case}`).join(", ");
+  return new Error(`${what} not seen within ${ms}ms; events: [${seen}]`);
 }
 
 function failEnded(status: StatusObject): never {
@@ -197,42 +179,31 @@ export async function startFastReader(
   });
   readers.add(child);
   const lines: string[] = [];
-  const waiters = new Set<() => void>();
+  const changes = new Changes();
   let buffered = "";
   child.stdout?.on("data", (chunk: Buffer) => {
     buffered += chunk.toString();
     const parts = buffered.split("\n");
     buffered = parts.pop() ?? "";
     lines.push(...parts);
-    for (const wake of [...waiters]) wake();
+    changes.notify();
   });
   child.on("exit", () => {
     readers.delete(child);
-    for (const wake of [...waiters]) wake();
+    changes.notify();
   });
   const line = (index: number, what: string, ms: number) =>
-    new Promise<string>((resolve, reject) => {
-      const check = () => {
+    changes.until(
+      () => {
         const found = lines[index];
-        if (found !== undefined) {
-          cleanup();
-          resolve(found);
-        } else if (child.exitCode !== null || child.signalCode !== null) {
-          cleanup();
-          reject(new Error(`fast reader exited before ${what}`));
+        if (found === undefined && (child.exitCode !== null || child.signalCode !== null)) {
+          throw new Error(`fast reader exited before ${what}`);
         }
-      };
-      const timer = setTimeout(() => {
-        cleanup();
-        reject(new Error(`fast reader: no ${what} within ${ms}ms`));
-      }, ms);
-      const cleanup = () => {
-        clearTimeout(timer);
-        waiters.delete(check);
-      };
-      waiters.add(check);
-      check();
-    });
+        return found;
+      },
+      ms,
+      () => new Error(`fast reader: no ${what} within ${ms}ms`),
+    );
   await line(0, "ready line", timeoutMs);
   return {
     summary: async (ms = 30_000) => JSON.parse(await line(1, "summary", ms)) as FastReaderSummary,
