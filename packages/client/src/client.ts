@@ -3,10 +3,8 @@ import {
   type DescMessage,
   type DescMethodServerStreaming,
   type DescMethodUnary,
-  fromBinary,
   type MessageInitShape,
   type MessageShape,
-  toBinary,
 } from "@bufbuild/protobuf";
 import {
   Client,
@@ -23,6 +21,7 @@ import {
   type ProcessSpecSchema,
   type WatchEventsRequestSchema,
 } from "./gen/procmon/v1/procmon_pb.js";
+import { grpcMethodDefinition } from "./grpc-service.js";
 import { defaultSocketPath } from "./socket.js";
 
 /** How to reach procmond. */
@@ -148,10 +147,11 @@ export function createClient(options: ClientOptions = {}): ProcmonClient {
         reject(closedError());
         return;
       }
+      const { path, requestSerialize, responseDeserialize } = grpcMethodDefinition(method);
       const call = grpc.makeUnaryRequest(
-        `/${ProcessMonitor.typeName}/${method.name}`,
-        (message: MessageShape<I>) => Buffer.from(toBinary(method.input, message)),
-        (bytes: Buffer) => fromBinary(method.output, bytes),
+        path,
+        requestSerialize,
+        responseDeserialize,
         create(method.input, input),
         new Metadata(),
         callOptions(options),
@@ -177,10 +177,11 @@ export function createClient(options: ClientOptions = {}): ProcmonClient {
         const signal = options?.signal;
         if (signal?.aborted) throw ProcmonError.from(abortError(signal));
         if (closed) throw closedError();
+        const { path, requestSerialize, responseDeserialize } = grpcMethodDefinition(method);
         const call = grpc.makeServerStreamRequest(
-          `/${ProcessMonitor.typeName}/${method.name}`,
-          (message: MessageShape<I>) => Buffer.from(toBinary(method.input, message)),
-          (bytes: Buffer) => fromBinary(method.output, bytes),
+          path,
+          requestSerialize,
+          responseDeserialize,
           create(method.input, input),
           new Metadata(),
           callOptions(options),

@@ -111,7 +111,7 @@ export interface GrpcClientConstructor<S extends DescService> {
 export function grpcServiceDefinition<S extends DescService>(service: S): GrpcServiceDefinition<S> {
   const definition: Record<string, grpc.MethodDefinition<Message, Message>> = {};
   for (const method of service.methods) {
-    definition[method.localName] = methodDefinition(method);
+    definition[method.localName] = grpcMethodDefinition(method);
   }
   // The loop visits exactly the methods `service.method` holds, by the same keys.
   return definition as unknown as GrpcServiceDefinition<S>;
@@ -125,12 +125,13 @@ export function grpcClientConstructor<S extends DescService>(service: S): GrpcCl
   return ctor as unknown as GrpcClientConstructor<S>;
 }
 
-function methodDefinition(method: DescMethod): grpc.MethodDefinition<Message, Message> {
+/** The grpc-js definition of one method: its path, streaming flags and protobuf-es codecs. */
+export function grpcMethodDefinition<M extends DescMethod>(method: M): GrpcMethodDefinition<M> {
   const streamsRequests =
     method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming";
   const streamsResponses =
     method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming";
-  return {
+  const definition: grpc.MethodDefinition<Message, Message> = {
     path: `/${method.parent.typeName}/${method.name}`,
     requestStream: streamsRequests,
     responseStream: streamsResponses,
@@ -139,6 +140,8 @@ function methodDefinition(method: DescMethod): grpc.MethodDefinition<Message, Me
     responseSerialize: serializer(method.output),
     responseDeserialize: deserializer(method.output),
   };
+  // The codecs are built from the method's own input and output schemas.
+  return definition as unknown as GrpcMethodDefinition<M>;
 }
 
 function serializer(schema: DescMessage): grpc.serialize<Message> {
