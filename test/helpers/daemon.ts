@@ -33,6 +33,11 @@ export interface StartOptions {
    * call that succeeds, for a --log-level that hides that line.
    */
   readonly readyWhen?: "log" | "answers";
+  /**
+   * Where its log goes: parsed into `logs` (default), or /dev/null, for a
+   * daemon that logs more than the test should read (then readyWhen "answers").
+   */
+  readonly log?: "parse" | "discard";
 }
 
 /** A running procmond started by a test. */
@@ -122,7 +127,7 @@ export async function startProcmond(
   const child = spawn(process.execPath, [PROCMOND_BIN, ...args], {
     cwd: dir,
     env: childEnv(viaEnv ? { ...env, PROCMON_SOCKET: socket } : env),
-    stdio: ["ignore", "pipe", "pipe"],
+    stdio: ["ignore", options.log === "discard" ? "ignore" : "pipe", "pipe"],
     ...(options.uid === undefined ? {} : { uid: options.uid }),
     ...(options.gid === undefined ? {} : { gid: options.gid }),
   });
