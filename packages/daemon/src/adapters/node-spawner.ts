@@ -20,8 +20,10 @@ import { readProcStat } from "./proc-stat.js";
 /** Options of {@link NodeSpawner}. */
 export interface NodeSpawnerOptions {
   /**
-   * How long to wait, once a child has exited, for its pipes to close before reporting the exit
-   * anyway (a grandchild may hold them open). Defaults to 100.
+   * How long a child's pipes may stay silent, once it has exited, before the exit is reported
+   * without waiting for them to close (a grandchild may hold them open). While they still
+   * deliver what the child wrote, or the output gate holds their reading back, the wait goes on,
+   * up to ten times this. Defaults to 100.
    */
   readonly exitGraceMs?: number | undefined;
   /** Pauses reading children's pipes while closed (the log sink is full). Defaults to always open. */
@@ -111,6 +113,21 @@ class NodeChild implements Child {
       clearTimeout(graceTimer);
       handlers.onExit(exit);
     };
+    // After the exit: the output the child wrote comes before its exit
+    // event, even when reading it takes a while.
+    let drainUntil = 0;
+    const awaitQuiet = (): void => {
+      clearTimeout(graceTimer);
+      const left = drainUntil - performance.now();
+      graceTimer = setTimeout(
+        () => {
+          const heldBack = gate !== undefined && !gate.isOpen;
+          if (heldBack && performance.now() < drainUntil) awaitQuiet();
+          else report();
+        },
+        Math.max(0, Math.min(exitGraceMs, left)),
+      );
+    };
 
     const read = (name: OutputStreamName, stream: Readable | null): void => {
       if (stream === null) return;
@@ -119,6 +136,7 @@ class NodeChild implements Child {
       const resume = () => stream.resume();
       stream.on("data", (chunk: Buffer) => {
         lines.push(chunk);
+        if (exit !== undefined && !reported) awaitQuiet();
         // One chunk (up to 64 KiB) per pipe per event-loop turn. libuv would
         // read up to 32 in a row from a pipe that keeps filling, and the
         // events they make would wait for their subscribers' sockets until
@@ -145,8 +163,12 @@ class NodeChild implements Child {
       this.#exited = true;
       exit = { code, signal };
       // Pipes normally close at once, and waiting for them flushes the last partial line first.
-      if (openPipes === 0) report();
-      else graceTimer = setTimeout(report, exitGraceMs);
+      if (openPipes === 0) {
+        report();
+      } else {
+        drainUntil = performance.now() + exitGraceMs * 10;
+        awaitQuiet();
+      }
     });
   }
 

@@ -2,6 +2,7 @@ import { chmodSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSy
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { FlowGate } from "../../src/adapters/flow-gate.js";
 import { NodeSpawner } from "../../src/adapters/node-spawner.js";
 import {
   type Child,
@@ -213,6 +214,35 @@ describe("NodeSpawner", () => {
       run.reports.findIndex((r) => r.kind === "output" && r.line === "late"),
     );
     expect(exits(run.reports)).toBe(1);
+  });
+
+  it("reports the exit after the output it wrote, when reading it was held back past the grace", async () => {
+    // The log sink fills at the first line and drains 8 graces later. Meanwhile the child writes
+    // a burst (read, as one chunk, before the gate is looked at again), then 20,000 more lines,
+    // which fit the pipe's buffer, and exits: those wait in the pipe past the grace.
+    const gate = new FlowGate();
+    const held = new NodeSpawner({ exitGraceMs: 50, outputGate: gate });
+    const reports: Report[] = [];
+    const exited = new Promise<void>((resolve) => {
+      const script =
+        "echo first; sleep 0.1; yes x | head -n 1000; sleep 0.1; yes x | head -n 20000";
+      held.spawn(request(["sh", "-c", script]), {
+        onOutput(stream, line, partial) {
+          reports.push({ kind: "output", stream, line, partial });
+          if (line === "first") {
+            gate.close();
+            setTimeout(() => gate.open(), 400);
+          }
+        },
+        onExit(exit) {
+          reports.push({ kind: "exit", exit });
+          resolve();
+        },
+      });
+    });
+    await within(exited, "the exit");
+    expect(reports.filter((r) => r.kind === "output")).toHaveLength(21_001);
+    expect(reports.at(-1)?.kind).toBe("exit");
   });
 
   it("does nothing when signalled after the exit", async () => {
