@@ -122,6 +122,7 @@ export function processDetails(process: Process, nowMs: number): string {
   ];
   const next = nextRestart(process, nowMs);
   if (next !== "") rows.push(["next", next]);
+  if (process.lastSpawnError !== "") rows.push(["spawn error", process.lastSpawnError]);
   rows.push(["restart delay", formatDuration(process.restartDelay)]);
   rows.push(["command", quoteArgs(spec?.args ?? [])]);
   if (spec?.cwd) rows.push(["cwd", spec.cwd]);
@@ -172,6 +173,8 @@ export function eventSummary(event: Event): string {
       return `stopping pid ${kind.value.pid}: ${kind.value.signal} (${STOP_REASONS[kind.value.reason] ?? "unknown reason"})`;
     case "killed":
       return `killed pid ${kind.value.pid}: ${kind.value.signal} after the kill time`;
+    case "stopped":
+      return `stopped (${STOP_REASONS[kind.value.reason] ?? "unknown reason"}): restart cancelled`;
     case "spawnFailed":
       return `spawn failed: ${kind.value.error}`;
     case "output": {

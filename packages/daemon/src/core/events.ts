@@ -21,6 +21,8 @@ export type EventBody =
       readonly reason: StopReason;
     }
   | { readonly kind: "killed"; readonly pid: number; readonly signal: "SIGKILL" }
+  /** Stopped with no run to end: a restart in backoff was cancelled. */
+  | { readonly kind: "stopped"; readonly reason: StopReason }
   | { readonly kind: "spawnFailed"; readonly error: string }
   | {
       readonly kind: "output";

@@ -63,6 +63,8 @@ interface Entry {
   restartCount: number;
   lastExit: ExitStatus | undefined;
   startedAtWall: number | undefined;
+  /** Why the latest spawn failed; undefined once one has succeeded. */
+  lastSpawnError: string | undefined;
   /** Resolved when the run being stopped has exited and its aftermath is in place. */
   exitWaiters: Array<() => void>;
 }
@@ -147,6 +149,7 @@ export class Supervisor {
       restartCount: 0,
       lastExit: undefined,
       startedAtWall: undefined,
+      lastSpawnError: undefined,
       exitWaiters: [],
     };
     this.entries.set(spec.name, entry);
@@ -167,8 +170,7 @@ export class Supervisor {
         state.after = "forget";
         return this.afterExit(entry);
       case "backoff":
-        state.timer.cancel();
-        this.transition(entry, stopped(), ["backoff"]);
+        this.cancelBackoff(entry, state, "remove");
         this.forget(entry);
         return this.view(entry);
       case "stopped":
@@ -200,8 +202,7 @@ export class Supervisor {
         if (state.after === "start") state.after = "stay-stopped";
         return this.afterExit(entry);
       case "backoff":
-        state.timer.cancel();
-        this.transition(entry, stopped(), ["backoff"]);
+        this.cancelBackoff(entry, state, "stop");
         return this.view(entry);
       case "stopped":
         return this.view(entry);
@@ -284,8 +285,7 @@ export class Supervisor {
           exits.push(this.afterExit(entry));
           break;
         case "backoff":
-          state.timer.cancel();
-          this.transition(entry, stopped(), ["backoff"]);
+          this.cancelBackoff(entry, state, "shutdown");
           break;
         case "stopped":
           break;
@@ -330,10 +330,12 @@ export class Supervisor {
     } catch (err) {
       const error = err instanceof SpawnError ? err.message : `spawn failed: ${String(err)}`;
       this.logger.warn({ process: spec.name, err }, "spawn failed");
+      entry.lastSpawnError = error;
       this.report(entry, { kind: "spawnFailed", error });
       this.scheduleRestart(entry);
       return;
     }
+    entry.lastSpawnError = undefined;
     entry.startedAtWall = this.clock.wallNow();
     this.transition(entry, { kind: "running", child, startedAt: this.clock.now() }, [
       "stopped",
@@ -412,6 +414,13 @@ export class Supervisor {
     });
   }
 
+  /** Cancels the pending restart: the process is stopped, with no run to end. */
+  private cancelBackoff(entry: Entry, state: InBackoff, reason: StopReason): void {
+    state.timer.cancel();
+    this.transition(entry, stopped(), ["backoff"]);
+    this.report(entry, { kind: "stopped", reason });
+  }
+
   private afterExit(entry: Entry): Promise<ProcessView> {
     return new Promise((resolve) => {
       entry.exitWaiters.push(() => resolve(this.view(entry)));
@@ -471,6 +480,7 @@ export class Supervisor {
       nextRestartAtWallMs: state.kind === "backoff" ? state.restartAtWall : undefined,
       restartDelayMs: entry.backoff.delayMs,
       intent: entry.intent,
+      lastSpawnError: entry.lastSpawnError,
     };
   }
 }

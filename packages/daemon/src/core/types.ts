@@ -66,4 +66,6 @@ export interface ProcessView {
   readonly restartDelayMs: number;
   /** Whether it should be running: changed only by add, start, stop and restart. */
   readonly intent: Intent;
+  /** Why the latest spawn failed; undefined once one has succeeded. */
+  readonly lastSpawnError: string | undefined;
 }

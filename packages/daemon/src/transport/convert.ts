@@ -21,6 +21,7 @@ import {
   type ProcessSpec as ProcessSpecProto,
   ProcessSpecSchema,
   ProcessStartedSchema,
+  ProcessStoppedSchema,
   ProcessStoppingSchema,
   RestartScheduledSchema,
   SpawnFailedSchema,
@@ -168,6 +169,7 @@ export function processToProto(view: ProcessView): ProcessProto {
       ? { nextRestartAt: msToTimestamp(view.nextRestartAtWallMs) }
       : {}),
     restartDelay: msToDuration(view.restartDelayMs),
+    lastSpawnError: view.lastSpawnError ?? "",
   });
 }
 
@@ -223,6 +225,11 @@ function eventKind(event: CoreEvent): Event["kind"] {
       return {
         case: "killed",
         value: create(ProcessKilledSchema, { pid: event.pid, signal: event.signal }),
+      };
+    case "stopped":
+      return {
+        case: "stopped",
+        value: create(ProcessStoppedSchema, { reason: STOP_REASON[event.reason] }),
       };
     case "spawnFailed":
       return { case: "spawnFailed", value: create(SpawnFailedSchema, { error: event.error }) };

@@ -108,6 +108,15 @@ describe("add", () => {
     expect(h.sup.get("web")).toMatchObject({ state: "running", pid: h.spawner.last().pid });
   });
 
+  it("keeps why the spawn failed in the view until a spawn succeeds", () => {
+    const h = makeSupervisor();
+    h.spawner.failNext();
+    const view = h.sup.add(h.spec("web"));
+    expect(view.lastSpawnError).toBe("spawn /bin/web ENOENT");
+    h.clock.advance(1_000);
+    expect(h.sup.get("web")).toMatchObject({ state: "running", lastSpawnError: undefined });
+  });
+
   it("backs off with doubling delays while spawns keep failing", () => {
     const h = makeSupervisor();
     h.spawner.failNext(3);
@@ -202,7 +211,10 @@ describe("remove", () => {
     h.clock.advance(3_600_000);
     expect(h.spawner.children).toHaveLength(1);
     expect(h.sup.list()).toEqual([]);
-    expect(h.events.at(-1)).toEqual({ process: "web", kind: "removed" });
+    expect(h.events.slice(-2)).toEqual([
+      { process: "web", kind: "stopped", reason: "remove" },
+      { process: "web", kind: "removed" },
+    ]);
   });
 
   it("while stopping sends no second SIGTERM and forgets it after the exit", async () => {
@@ -373,6 +385,14 @@ describe("stop", () => {
     expect(h.clock.pendingTimers()).toBe(0);
     h.clock.advance(3_600_000);
     expect(h.spawner.children).toHaveLength(1);
+  });
+
+  it("during backoff reports the change of state as stopped, with its reason", async () => {
+    const h = makeSupervisor();
+    h.add("web").exit(1);
+    expect(h.events.at(-1)).toMatchObject({ kind: "restartScheduled" });
+    await h.sup.stop("web");
+    expect(h.events.at(-1)).toEqual({ process: "web", kind: "stopped", reason: "stop" });
   });
 
   it("while stopping for a restart keeps it stopped, with one SIGTERM", async () => {
@@ -757,6 +777,7 @@ describe("shutdown", () => {
     h.add("web").exit(1);
     await h.sup.shutdown();
     expect(h.sup.get("web").state).toBe("stopped");
+    expect(h.events.at(-1)).toEqual({ process: "web", kind: "stopped", reason: "shutdown" });
     expect(h.clock.pendingTimers()).toBe(0);
     h.clock.advance(3_600_000);
     expect(h.spawner.children).toHaveLength(1);

@@ -46,6 +46,7 @@ const VIEW: ProcessView = {
   lastExit: { code: 1, signal: null, uptimeMs: 12.7 },
   nextRestartAtWallMs: 1_700_000_001_999.5,
   restartDelayMs: 2_000.000_000_1,
+  lastSpawnError: 'cannot spawn "sleep": EMFILE: too many open files',
 };
 
 describe("durations and timestamps", () => {
@@ -140,6 +141,7 @@ describe("processToProto", () => {
     expect(durationToMs(wire.lastExit!.uptime!)).toBe(13);
     expect(timestampMs(wire.nextRestartAt!)).toBe(1_700_000_002_000);
     expect(durationToMs(wire.restartDelay!)).toBe(2_000);
+    expect(wire.lastSpawnError).toBe('cannot spawn "sleep": EMFILE: too many open files');
     expect(specFromProto(wire.spec!, DEFAULT_POLICY)).toEqual(SPEC);
   });
 
@@ -250,6 +252,11 @@ describe("eventToProto", () => {
   it("maps killed", () => {
     const kind = roundTrip({ process: "p", kind: "killed", pid: 9, signal: "SIGKILL" });
     expect(kind).toMatchObject({ case: "killed", value: { pid: 9, signal: "SIGKILL" } });
+  });
+
+  it("maps stopped with its reason", () => {
+    const kind = roundTrip({ process: "p", kind: "stopped", reason: "shutdown" });
+    expect(kind).toMatchObject({ case: "stopped", value: { reason: StopReason.SHUTDOWN } });
   });
 
   it("maps spawnFailed to spawn_failed", () => {

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file procmon/v1/procmon.proto.
  */
 export const file_procmon_v1_procmon: GenFile = /*@__PURE__*/
-  fileDesc("Chhwcm9jbW9uL3YxL3Byb2Ntb24ucHJvdG8SCnByb2Ntb24udjEioAMKC1Byb2Nlc3NTcGVjEgwKBG5hbWUYASABKAkSDAoEYXJncxgCIAMoCRItCgNlbnYYAyADKAsyIC5wcm9jbW9uLnYxLlByb2Nlc3NTcGVjLkVudkVudHJ5EhEKCWNsZWFyX2VudhgEIAEoCBILCgNjd2QYBSABKAkSEAoDdWlkGAYgASgNSACIAQESEAoDZ2lkGAcgASgNSAGIAQESLAoJdGhyZXNob2xkGAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEiwKCWtpbGxfdGltZRgJIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI0ChFtaW5fcmVzdGFydF9kZWxheRgKIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI0ChFtYXhfcmVzdGFydF9kZWxheRgLIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgYKBF91aWRCBgoEX2dpZCJoCgpFeGl0U3RhdHVzEhMKCWV4aXRfY29kZRgBIAEoBUgAEhAKBnNpZ25hbBgCIAEoCUgAEikKBnVwdGltZRgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIICgZzdGF0dXMiuAIKB1Byb2Nlc3MSJQoEc3BlYxgBIAEoCzIXLnByb2Ntb24udjEuUHJvY2Vzc1NwZWMSIAoFc3RhdGUYAiABKA4yES5wcm9jbW9uLnYxLlN0YXRlEgsKA3BpZBgDIAEoDRIuCgpzdGFydGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1yZXN0YXJ0X2NvdW50GAUgASgNEikKCWxhc3RfZXhpdBgGIAEoCzIWLnByb2Ntb24udjEuRXhpdFN0YXR1cxIzCg9uZXh0X3Jlc3RhcnRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDXJlc3RhcnRfZGVsYXkYCCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iNQoMUHJvY2Vzc0FkZGVkEiUKBHNwZWMYASABKAsyFy5wcm9jbW9uLnYxLlByb2Nlc3NTcGVjIhAKDlByb2Nlc3NSZW1vdmVkIh0KDlByb2Nlc3NTdGFydGVkEgsKA3BpZBgBIAEoDSKAAQoNUHJvY2Vzc0V4aXRlZBILCgNwaWQYASABKA0SJgoGc3RhdHVzGAIgASgLMhYucHJvY21vbi52MS5FeGl0U3RhdHVzEikKBnVwdGltZRgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIPCgdpbnN0YW50GAQgASgIImQKEFJlc3RhcnRTY2hlZHVsZWQSKAoFZGVsYXkYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SJgoCYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlYKD1Byb2Nlc3NTdG9wcGluZxILCgNwaWQYASABKA0SDgoGc2lnbmFsGAIgASgJEiYKBnJlYXNvbhgDIAEoDjIWLnByb2Ntb24udjEuU3RvcFJlYXNvbiIsCg1Qcm9jZXNzS2lsbGVkEgsKA3BpZBgBIAEoDRIOCgZzaWduYWwYAiABKAkiHAoLU3Bhd25GYWlsZWQSDQoFZXJyb3IYASABKAkiVQoKT3V0cHV0TGluZRIoCgZzdHJlYW0YASABKA4yGC5wcm9jbW9uLnYxLk91dHB1dFN0cmVhbRIMCgRsaW5lGAIgASgJEg8KB3BhcnRpYWwYAyABKAgigQQKBUV2ZW50EgsKA3NlcRgBIAEoBBIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdwcm9jZXNzGAMgASgJEikKBWFkZGVkGAogASgLMhgucHJvY21vbi52MS5Qcm9jZXNzQWRkZWRIABItCgdyZW1vdmVkGAsgASgLMhoucHJvY21vbi52MS5Qcm9jZXNzUmVtb3ZlZEgAEi0KB3N0YXJ0ZWQYDCABKAsyGi5wcm9jbW9uLnYxLlByb2Nlc3NTdGFydGVkSAASKwoGZXhpdGVkGA0gASgLMhkucHJvY21vbi52MS5Qcm9jZXNzRXhpdGVkSAASOQoRcmVzdGFydF9zY2hlZHVsZWQYDiABKAsyHC5wcm9jbW9uLnYxLlJlc3RhcnRTY2hlZHVsZWRIABIvCghzdG9wcGluZxgPIAEoCzIbLnByb2Ntb24udjEuUHJvY2Vzc1N0b3BwaW5nSAASKwoGa2lsbGVkGBAgASgLMhkucHJvY21vbi52MS5Qcm9jZXNzS2lsbGVkSAASLwoMc3Bhd25fZmFpbGVkGBEgASgLMhcucHJvY21vbi52MS5TcGF3bkZhaWxlZEgAEigKBm91dHB1dBgSIAEoCzIWLnByb2Ntb24udjEuT3V0cHV0TGluZUgAQgYKBGtpbmQiPQoRQWRkUHJvY2Vzc1JlcXVlc3QSKAoHcHJvY2VzcxgBIAEoCzIXLnByb2Ntb24udjEuUHJvY2Vzc1NwZWMiOgoSQWRkUHJvY2Vzc1Jlc3BvbnNlEiQKB3Byb2Nlc3MYASABKAsyEy5wcm9jbW9uLnYxLlByb2Nlc3MiJAoUUmVtb3ZlUHJvY2Vzc1JlcXVlc3QSDAoEbmFtZRgBIAEoCSI9ChVSZW1vdmVQcm9jZXNzUmVzcG9uc2USJAoHcHJvY2VzcxgBIAEoCzITLnByb2Ntb24udjEuUHJvY2VzcyIjChNTdGFydFByb2Nlc3NSZXF1ZXN0EgwKBG5hbWUYASABKAkiPAoUU3RhcnRQcm9jZXNzUmVzcG9uc2USJAoHcHJvY2VzcxgBIAEoCzITLnByb2Ntb24udjEuUHJvY2VzcyIiChJTdG9wUHJvY2Vzc1JlcXVlc3QSDAoEbmFtZRgBIAEoCSI7ChNTdG9wUHJvY2Vzc1Jlc3BvbnNlEiQKB3Byb2Nlc3MYASABKAsyEy5wcm9jbW9uLnYxLlByb2Nlc3MiJQoVUmVzdGFydFByb2Nlc3NSZXF1ZXN0EgwKBG5hbWUYASABKAkiPgoWUmVzdGFydFByb2Nlc3NSZXNwb25zZRIkCgdwcm9jZXNzGAEgASgLMhMucHJvY21vbi52MS5Qcm9jZXNzIhMKEVJlc3RhcnRBbGxSZXF1ZXN0IjwKElJlc3RhcnRBbGxSZXNwb25zZRImCglwcm9jZXNzZXMYASADKAsyEy5wcm9jbW9uLnYxLlByb2Nlc3MiIQoRR2V0UHJvY2Vzc1JlcXVlc3QSDAoEbmFtZRgBIAEoCSI6ChJHZXRQcm9jZXNzUmVzcG9uc2USJAoHcHJvY2VzcxgBIAEoCzITLnByb2Ntb24udjEuUHJvY2VzcyIWChRMaXN0UHJvY2Vzc2VzUmVxdWVzdCJXChVMaXN0UHJvY2Vzc2VzUmVzcG9uc2USJgoJcHJvY2Vzc2VzGAEgAygLMhMucHJvY21vbi52MS5Qcm9jZXNzEhYKDmxhc3RfZXZlbnRfc2VxGAIgASgEImEKEldhdGNoRXZlbnRzUmVxdWVzdBINCgVuYW1lcxgBIAMoCRIWCg5pbmNsdWRlX291dHB1dBgCIAEoCBIWCglhZnRlcl9zZXEYAyABKARIAIgBAUIMCgpfYWZ0ZXJfc2VxIjcKE1dhdGNoRXZlbnRzUmVzcG9uc2USIAoFZXZlbnQYASABKAsyES5wcm9jbW9uLnYxLkV2ZW50KmsKBVN0YXRlEhUKEVNUQVRFX1VOU1BFQ0lGSUVEEAASEQoNU1RBVEVfUlVOTklORxABEhEKDVNUQVRFX0JBQ0tPRkYQAhISCg5TVEFURV9TVE9QUElORxADEhEKDVNUQVRFX1NUT1BQRUQQBCqKAQoKU3RvcFJlYXNvbhIbChdTVE9QX1JFQVNPTl9VTlNQRUNJRklFRBAAEhQKEFNUT1BfUkVBU09OX1NUT1AQARIWChJTVE9QX1JFQVNPTl9SRU1PVkUQAhIXChNTVE9QX1JFQVNPTl9SRVNUQVJUEAMSGAoUU1RPUF9SRUFTT05fU0hVVERPV04QBCphCgxPdXRwdXRTdHJlYW0SHQoZT1VUUFVUX1NUUkVBTV9VTlNQRUNJRklFRBAAEhgKFE9VVFBVVF9TVFJFQU1fU1RET1VUEAESGAoUT1VUUFVUX1NUUkVBTV9TVERFUlIQAjLxBQoOUHJvY2Vzc01vbml0b3ISSwoKQWRkUHJvY2VzcxIdLnByb2Ntb24udjEuQWRkUHJvY2Vzc1JlcXVlc3QaHi5wcm9jbW9uLnYxLkFkZFByb2Nlc3NSZXNwb25zZRJUCg1SZW1vdmVQcm9jZXNzEiAucHJvY21vbi52MS5SZW1vdmVQcm9jZXNzUmVxdWVzdBohLnByb2Ntb24udjEuUmVtb3ZlUHJvY2Vzc1Jlc3BvbnNlElEKDFN0YXJ0UHJvY2VzcxIfLnByb2Ntb24udjEuU3RhcnRQcm9jZXNzUmVxdWVzdBogLnByb2Ntb24udjEuU3RhcnRQcm9jZXNzUmVzcG9uc2USTgoLU3RvcFByb2Nlc3MSHi5wcm9jbW9uLnYxLlN0b3BQcm9jZXNzUmVxdWVzdBofLnByb2Ntb24udjEuU3RvcFByb2Nlc3NSZXNwb25zZRJXCg5SZXN0YXJ0UHJvY2VzcxIhLnByb2Ntb24udjEuUmVzdGFydFByb2Nlc3NSZXF1ZXN0GiIucHJvY21vbi52MS5SZXN0YXJ0UHJvY2Vzc1Jlc3BvbnNlEksKClJlc3RhcnRBbGwSHS5wcm9jbW9uLnYxLlJlc3RhcnRBbGxSZXF1ZXN0Gh4ucHJvY21vbi52MS5SZXN0YXJ0QWxsUmVzcG9uc2USSwoKR2V0UHJvY2VzcxIdLnByb2Ntb24udjEuR2V0UHJvY2Vzc1JlcXVlc3QaHi5wcm9jbW9uLnYxLkdldFByb2Nlc3NSZXNwb25zZRJUCg1MaXN0UHJvY2Vzc2VzEiAucHJvY21vbi52MS5MaXN0UHJvY2Vzc2VzUmVxdWVzdBohLnByb2Ntb24udjEuTGlzdFByb2Nlc3Nlc1Jlc3BvbnNlElAKC1dhdGNoRXZlbnRzEh4ucHJvY21vbi52MS5XYXRjaEV2ZW50c1JlcXVlc3QaHy5wcm9jbW9uLnYxLldhdGNoRXZlbnRzUmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Chhwcm9jbW9uL3YxL3Byb2Ntb24ucHJvdG8SCnByb2Ntb24udjEioAMKC1Byb2Nlc3NTcGVjEgwKBG5hbWUYASABKAkSDAoEYXJncxgCIAMoCRItCgNlbnYYAyADKAsyIC5wcm9jbW9uLnYxLlByb2Nlc3NTcGVjLkVudkVudHJ5EhEKCWNsZWFyX2VudhgEIAEoCBILCgNjd2QYBSABKAkSEAoDdWlkGAYgASgNSACIAQESEAoDZ2lkGAcgASgNSAGIAQESLAoJdGhyZXNob2xkGAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEiwKCWtpbGxfdGltZRgJIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI0ChFtaW5fcmVzdGFydF9kZWxheRgKIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI0ChFtYXhfcmVzdGFydF9kZWxheRgLIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgYKBF91aWRCBgoEX2dpZCJoCgpFeGl0U3RhdHVzEhMKCWV4aXRfY29kZRgBIAEoBUgAEhAKBnNpZ25hbBgCIAEoCUgAEikKBnVwdGltZRgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIICgZzdGF0dXMi0gIKB1Byb2Nlc3MSJQoEc3BlYxgBIAEoCzIXLnByb2Ntb24udjEuUHJvY2Vzc1NwZWMSIAoFc3RhdGUYAiABKA4yES5wcm9jbW9uLnYxLlN0YXRlEgsKA3BpZBgDIAEoDRIuCgpzdGFydGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1yZXN0YXJ0X2NvdW50GAUgASgNEikKCWxhc3RfZXhpdBgGIAEoCzIWLnByb2Ntb24udjEuRXhpdFN0YXR1cxIzCg9uZXh0X3Jlc3RhcnRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDXJlc3RhcnRfZGVsYXkYCCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SGAoQbGFzdF9zcGF3bl9lcnJvchgJIAEoCSI1CgxQcm9jZXNzQWRkZWQSJQoEc3BlYxgBIAEoCzIXLnByb2Ntb24udjEuUHJvY2Vzc1NwZWMiEAoOUHJvY2Vzc1JlbW92ZWQiHQoOUHJvY2Vzc1N0YXJ0ZWQSCwoDcGlkGAEgASgNIoABCg1Qcm9jZXNzRXhpdGVkEgsKA3BpZBgBIAEoDRImCgZzdGF0dXMYAiABKAsyFi5wcm9jbW9uLnYxLkV4aXRTdGF0dXMSKQoGdXB0aW1lGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEg8KB2luc3RhbnQYBCABKAgiZAoQUmVzdGFydFNjaGVkdWxlZBIoCgVkZWxheRgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhImCgJhdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiVgoPUHJvY2Vzc1N0b3BwaW5nEgsKA3BpZBgBIAEoDRIOCgZzaWduYWwYAiABKAkSJgoGcmVhc29uGAMgASgOMhYucHJvY21vbi52MS5TdG9wUmVhc29uIiwKDVByb2Nlc3NLaWxsZWQSCwoDcGlkGAEgASgNEg4KBnNpZ25hbBgCIAEoCSI4Cg5Qcm9jZXNzU3RvcHBlZBImCgZyZWFzb24YASABKA4yFi5wcm9jbW9uLnYxLlN0b3BSZWFzb24iHAoLU3Bhd25GYWlsZWQSDQoFZXJyb3IYASABKAkiVQoKT3V0cHV0TGluZRIoCgZzdHJlYW0YASABKA4yGC5wcm9jbW9uLnYxLk91dHB1dFN0cmVhbRIMCgRsaW5lGAIgASgJEg8KB3BhcnRpYWwYAyABKAgisAQKBUV2ZW50EgsKA3NlcRgBIAEoBBIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdwcm9jZXNzGAMgASgJEikKBWFkZGVkGAogASgLMhgucHJvY21vbi52MS5Qcm9jZXNzQWRkZWRIABItCgdyZW1vdmVkGAsgASgLMhoucHJvY21vbi52MS5Qcm9jZXNzUmVtb3ZlZEgAEi0KB3N0YXJ0ZWQYDCABKAsyGi5wcm9jbW9uLnYxLlByb2Nlc3NTdGFydGVkSAASKwoGZXhpdGVkGA0gASgLMhkucHJvY21vbi52MS5Qcm9jZXNzRXhpdGVkSAASOQoRcmVzdGFydF9zY2hlZHVsZWQYDiABKAsyHC5wcm9jbW9uLnYxLlJlc3RhcnRTY2hlZHVsZWRIABIvCghzdG9wcGluZxgPIAEoCzIbLnByb2Ntb24udjEuUHJvY2Vzc1N0b3BwaW5nSAASKwoGa2lsbGVkGBAgASgLMhkucHJvY21vbi52MS5Qcm9jZXNzS2lsbGVkSAASLwoMc3Bhd25fZmFpbGVkGBEgASgLMhcucHJvY21vbi52MS5TcGF3bkZhaWxlZEgAEigKBm91dHB1dBgSIAEoCzIWLnByb2Ntb24udjEuT3V0cHV0TGluZUgAEi0KB3N0b3BwZWQYEyABKAsyGi5wcm9jbW9uLnYxLlByb2Nlc3NTdG9wcGVkSABCBgoEa2luZCI9ChFBZGRQcm9jZXNzUmVxdWVzdBIoCgdwcm9jZXNzGAEgASgLMhcucHJvY21vbi52MS5Qcm9jZXNzU3BlYyI6ChJBZGRQcm9jZXNzUmVzcG9uc2USJAoHcHJvY2VzcxgBIAEoCzITLnByb2Ntb24udjEuUHJvY2VzcyIkChRSZW1vdmVQcm9jZXNzUmVxdWVzdBIMCgRuYW1lGAEgASgJIj0KFVJlbW92ZVByb2Nlc3NSZXNwb25zZRIkCgdwcm9jZXNzGAEgASgLMhMucHJvY21vbi52MS5Qcm9jZXNzIiMKE1N0YXJ0UHJvY2Vzc1JlcXVlc3QSDAoEbmFtZRgBIAEoCSI8ChRTdGFydFByb2Nlc3NSZXNwb25zZRIkCgdwcm9jZXNzGAEgASgLMhMucHJvY21vbi52MS5Qcm9jZXNzIiIKElN0b3BQcm9jZXNzUmVxdWVzdBIMCgRuYW1lGAEgASgJIjsKE1N0b3BQcm9jZXNzUmVzcG9uc2USJAoHcHJvY2VzcxgBIAEoCzITLnByb2Ntb24udjEuUHJvY2VzcyIlChVSZXN0YXJ0UHJvY2Vzc1JlcXVlc3QSDAoEbmFtZRgBIAEoCSI+ChZSZXN0YXJ0UHJvY2Vzc1Jlc3BvbnNlEiQKB3Byb2Nlc3MYASABKAsyEy5wcm9jbW9uLnYxLlByb2Nlc3MiEwoRUmVzdGFydEFsbFJlcXVlc3QiPAoSUmVzdGFydEFsbFJlc3BvbnNlEiYKCXByb2Nlc3NlcxgBIAMoCzITLnByb2Ntb24udjEuUHJvY2VzcyIhChFHZXRQcm9jZXNzUmVxdWVzdBIMCgRuYW1lGAEgASgJIjoKEkdldFByb2Nlc3NSZXNwb25zZRIkCgdwcm9jZXNzGAEgASgLMhMucHJvY21vbi52MS5Qcm9jZXNzIhYKFExpc3RQcm9jZXNzZXNSZXF1ZXN0IlcKFUxpc3RQcm9jZXNzZXNSZXNwb25zZRImCglwcm9jZXNzZXMYASADKAsyEy5wcm9jbW9uLnYxLlByb2Nlc3MSFgoObGFzdF9ldmVudF9zZXEYAiABKAQiYQoSV2F0Y2hFdmVudHNSZXF1ZXN0Eg0KBW5hbWVzGAEgAygJEhYKDmluY2x1ZGVfb3V0cHV0GAIgASgIEhYKCWFmdGVyX3NlcRgDIAEoBEgAiAEBQgwKCl9hZnRlcl9zZXEiNwoTV2F0Y2hFdmVudHNSZXNwb25zZRIgCgVldmVudBgBIAEoCzIRLnByb2Ntb24udjEuRXZlbnQqawoFU3RhdGUSFQoRU1RBVEVfVU5TUEVDSUZJRUQQABIRCg1TVEFURV9SVU5OSU5HEAESEQoNU1RBVEVfQkFDS09GRhACEhIKDlNUQVRFX1NUT1BQSU5HEAMSEQoNU1RBVEVfU1RPUFBFRBAEKooBCgpTdG9wUmVhc29uEhsKF1NUT1BfUkVBU09OX1VOU1BFQ0lGSUVEEAASFAoQU1RPUF9SRUFTT05fU1RPUBABEhYKElNUT1BfUkVBU09OX1JFTU9WRRACEhcKE1NUT1BfUkVBU09OX1JFU1RBUlQQAxIYChRTVE9QX1JFQVNPTl9TSFVURE9XThAEKmEKDE91dHB1dFN0cmVhbRIdChlPVVRQVVRfU1RSRUFNX1VOU1BFQ0lGSUVEEAASGAoUT1VUUFVUX1NUUkVBTV9TVERPVVQQARIYChRPVVRQVVRfU1RSRUFNX1NUREVSUhACMvEFCg5Qcm9jZXNzTW9uaXRvchJLCgpBZGRQcm9jZXNzEh0ucHJvY21vbi52MS5BZGRQcm9jZXNzUmVxdWVzdBoeLnByb2Ntb24udjEuQWRkUHJvY2Vzc1Jlc3BvbnNlElQKDVJlbW92ZVByb2Nlc3MSIC5wcm9jbW9uLnYxLlJlbW92ZVByb2Nlc3NSZXF1ZXN0GiEucHJvY21vbi52MS5SZW1vdmVQcm9jZXNzUmVzcG9uc2USUQoMU3RhcnRQcm9jZXNzEh8ucHJvY21vbi52MS5TdGFydFByb2Nlc3NSZXF1ZXN0GiAucHJvY21vbi52MS5TdGFydFByb2Nlc3NSZXNwb25zZRJOCgtTdG9wUHJvY2VzcxIeLnByb2Ntb24udjEuU3RvcFByb2Nlc3NSZXF1ZXN0Gh8ucHJvY21vbi52MS5TdG9wUHJvY2Vzc1Jlc3BvbnNlElcKDlJlc3RhcnRQcm9jZXNzEiEucHJvY21vbi52MS5SZXN0YXJ0UHJvY2Vzc1JlcXVlc3QaIi5wcm9jbW9uLnYxLlJlc3RhcnRQcm9jZXNzUmVzcG9uc2USSwoKUmVzdGFydEFsbBIdLnByb2Ntb24udjEuUmVzdGFydEFsbFJlcXVlc3QaHi5wcm9jbW9uLnYxLlJlc3RhcnRBbGxSZXNwb25zZRJLCgpHZXRQcm9jZXNzEh0ucHJvY21vbi52MS5HZXRQcm9jZXNzUmVxdWVzdBoeLnByb2Ntb24udjEuR2V0UHJvY2Vzc1Jlc3BvbnNlElQKDUxpc3RQcm9jZXNzZXMSIC5wcm9jbW9uLnYxLkxpc3RQcm9jZXNzZXNSZXF1ZXN0GiEucHJvY21vbi52MS5MaXN0UHJvY2Vzc2VzUmVzcG9uc2USUAoLV2F0Y2hFdmVudHMSHi5wcm9jbW9uLnYxLldhdGNoRXZlbnRzUmVxdWVzdBofLnByb2Ntb24udjEuV2F0Y2hFdmVudHNSZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * What to run. In JSON (and in the config file) fields use lowerCamelCase
@@ -223,6 +223,16 @@ export type Process = Message<"procmon.v1.Process"> & {
    * @generated from field: google.protobuf.Duration restart_delay = 8;
    */
   restartDelay?: Duration | undefined;
+
+  /**
+   * Why the latest attempt to spawn it failed, as the spawn_failed event said
+   * (naming the errno, such as "EMFILE: too many open files"); empty once a
+   * spawn has succeeded. AddProcess answers in STATE_BACKOFF with it set when
+   * the first spawn failed.
+   *
+   * @generated from field: string last_spawn_error = 9;
+   */
+  lastSpawnError: string;
 };
 
 /**
@@ -423,13 +433,36 @@ export const ProcessKilledSchema: GenMessage<ProcessKilled> = /*@__PURE__*/
   messageDesc(file_procmon_v1_procmon, 9);
 
 /**
+ * The process was stopped without a run to end: it was in backoff (its
+ * restart was cancelled) when it was stopped, removed, or the daemon shut down.
+ *
+ * @generated from message procmon.v1.ProcessStopped
+ */
+export type ProcessStopped = Message<"procmon.v1.ProcessStopped"> & {
+  /**
+   * Why it was stopped.
+   *
+   * @generated from field: procmon.v1.StopReason reason = 1;
+   */
+  reason: StopReason;
+};
+
+/**
+ * Describes the message procmon.v1.ProcessStopped.
+ * Use `create(ProcessStoppedSchema)` to create a new message.
+ */
+export const ProcessStoppedSchema: GenMessage<ProcessStopped> = /*@__PURE__*/
+  messageDesc(file_procmon_v1_procmon, 10);
+
+/**
  * The process could not be spawned; this counts as an instant death.
  *
  * @generated from message procmon.v1.SpawnFailed
  */
 export type SpawnFailed = Message<"procmon.v1.SpawnFailed"> & {
   /**
-   * The operating system's reason, such as "spawn ENOENT".
+   * The reason, naming the errno, such as
+   * 'cannot spawn "sleep": EMFILE: too many open files'.
    *
    * @generated from field: string error = 1;
    */
@@ -441,7 +474,7 @@ export type SpawnFailed = Message<"procmon.v1.SpawnFailed"> & {
  * Use `create(SpawnFailedSchema)` to create a new message.
  */
 export const SpawnFailedSchema: GenMessage<SpawnFailed> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 10);
+  messageDesc(file_procmon_v1_procmon, 11);
 
 /**
  * One line the process wrote.
@@ -476,7 +509,7 @@ export type OutputLine = Message<"procmon.v1.OutputLine"> & {
  * Use `create(OutputLineSchema)` to create a new message.
  */
 export const OutputLineSchema: GenMessage<OutputLine> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 11);
+  messageDesc(file_procmon_v1_procmon, 12);
 
 /**
  * One thing that happened to a process.
@@ -582,6 +615,16 @@ export type Event = Message<"procmon.v1.Event"> & {
      */
     value: OutputLine;
     case: "output";
+  } | {
+    /**
+     * Stopped with no run to end (a restart in backoff was cancelled): every
+     * change of state has an event, so a watcher never misses one that
+     * GetProcess shows.
+     *
+     * @generated from field: procmon.v1.ProcessStopped stopped = 19;
+     */
+    value: ProcessStopped;
+    case: "stopped";
   } | { case: undefined; value?: undefined };
 };
 
@@ -590,7 +633,7 @@ export type Event = Message<"procmon.v1.Event"> & {
  * Use `create(EventSchema)` to create a new message.
  */
 export const EventSchema: GenMessage<Event> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 12);
+  messageDesc(file_procmon_v1_procmon, 13);
 
 /**
  * AddProcess's request.
@@ -611,7 +654,7 @@ export type AddProcessRequest = Message<"procmon.v1.AddProcessRequest"> & {
  * Use `create(AddProcessRequestSchema)` to create a new message.
  */
 export const AddProcessRequestSchema: GenMessage<AddProcessRequest> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 13);
+  messageDesc(file_procmon_v1_procmon, 14);
 
 /**
  * AddProcess's response.
@@ -632,7 +675,7 @@ export type AddProcessResponse = Message<"procmon.v1.AddProcessResponse"> & {
  * Use `create(AddProcessResponseSchema)` to create a new message.
  */
 export const AddProcessResponseSchema: GenMessage<AddProcessResponse> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 14);
+  messageDesc(file_procmon_v1_procmon, 15);
 
 /**
  * RemoveProcess's request.
@@ -653,7 +696,7 @@ export type RemoveProcessRequest = Message<"procmon.v1.RemoveProcessRequest"> & 
  * Use `create(RemoveProcessRequestSchema)` to create a new message.
  */
 export const RemoveProcessRequestSchema: GenMessage<RemoveProcessRequest> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 15);
+  messageDesc(file_procmon_v1_procmon, 16);
 
 /**
  * RemoveProcess's response.
@@ -674,7 +717,7 @@ export type RemoveProcessResponse = Message<"procmon.v1.RemoveProcessResponse"> 
  * Use `create(RemoveProcessResponseSchema)` to create a new message.
  */
 export const RemoveProcessResponseSchema: GenMessage<RemoveProcessResponse> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 16);
+  messageDesc(file_procmon_v1_procmon, 17);
 
 /**
  * StartProcess's request.
@@ -695,7 +738,7 @@ export type StartProcessRequest = Message<"procmon.v1.StartProcessRequest"> & {
  * Use `create(StartProcessRequestSchema)` to create a new message.
  */
 export const StartProcessRequestSchema: GenMessage<StartProcessRequest> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 17);
+  messageDesc(file_procmon_v1_procmon, 18);
 
 /**
  * StartProcess's response.
@@ -716,7 +759,7 @@ export type StartProcessResponse = Message<"procmon.v1.StartProcessResponse"> & 
  * Use `create(StartProcessResponseSchema)` to create a new message.
  */
 export const StartProcessResponseSchema: GenMessage<StartProcessResponse> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 18);
+  messageDesc(file_procmon_v1_procmon, 19);
 
 /**
  * StopProcess's request.
@@ -737,7 +780,7 @@ export type StopProcessRequest = Message<"procmon.v1.StopProcessRequest"> & {
  * Use `create(StopProcessRequestSchema)` to create a new message.
  */
 export const StopProcessRequestSchema: GenMessage<StopProcessRequest> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 19);
+  messageDesc(file_procmon_v1_procmon, 20);
 
 /**
  * StopProcess's response.
@@ -758,7 +801,7 @@ export type StopProcessResponse = Message<"procmon.v1.StopProcessResponse"> & {
  * Use `create(StopProcessResponseSchema)` to create a new message.
  */
 export const StopProcessResponseSchema: GenMessage<StopProcessResponse> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 20);
+  messageDesc(file_procmon_v1_procmon, 21);
 
 /**
  * RestartProcess's request.
@@ -779,7 +822,7 @@ export type RestartProcessRequest = Message<"procmon.v1.RestartProcessRequest"> 
  * Use `create(RestartProcessRequestSchema)` to create a new message.
  */
 export const RestartProcessRequestSchema: GenMessage<RestartProcessRequest> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 21);
+  messageDesc(file_procmon_v1_procmon, 22);
 
 /**
  * RestartProcess's response.
@@ -800,7 +843,7 @@ export type RestartProcessResponse = Message<"procmon.v1.RestartProcessResponse"
  * Use `create(RestartProcessResponseSchema)` to create a new message.
  */
 export const RestartProcessResponseSchema: GenMessage<RestartProcessResponse> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 22);
+  messageDesc(file_procmon_v1_procmon, 23);
 
 /**
  * RestartAll's request.
@@ -815,7 +858,7 @@ export type RestartAllRequest = Message<"procmon.v1.RestartAllRequest"> & {
  * Use `create(RestartAllRequestSchema)` to create a new message.
  */
 export const RestartAllRequestSchema: GenMessage<RestartAllRequest> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 23);
+  messageDesc(file_procmon_v1_procmon, 24);
 
 /**
  * RestartAll's response.
@@ -836,7 +879,7 @@ export type RestartAllResponse = Message<"procmon.v1.RestartAllResponse"> & {
  * Use `create(RestartAllResponseSchema)` to create a new message.
  */
 export const RestartAllResponseSchema: GenMessage<RestartAllResponse> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 24);
+  messageDesc(file_procmon_v1_procmon, 25);
 
 /**
  * GetProcess's request.
@@ -857,7 +900,7 @@ export type GetProcessRequest = Message<"procmon.v1.GetProcessRequest"> & {
  * Use `create(GetProcessRequestSchema)` to create a new message.
  */
 export const GetProcessRequestSchema: GenMessage<GetProcessRequest> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 25);
+  messageDesc(file_procmon_v1_procmon, 26);
 
 /**
  * GetProcess's response.
@@ -878,7 +921,7 @@ export type GetProcessResponse = Message<"procmon.v1.GetProcessResponse"> & {
  * Use `create(GetProcessResponseSchema)` to create a new message.
  */
 export const GetProcessResponseSchema: GenMessage<GetProcessResponse> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 26);
+  messageDesc(file_procmon_v1_procmon, 27);
 
 /**
  * ListProcesses's request.
@@ -893,7 +936,7 @@ export type ListProcessesRequest = Message<"procmon.v1.ListProcessesRequest"> & 
  * Use `create(ListProcessesRequestSchema)` to create a new message.
  */
 export const ListProcessesRequestSchema: GenMessage<ListProcessesRequest> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 27);
+  messageDesc(file_procmon_v1_procmon, 28);
 
 /**
  * ListProcesses's response.
@@ -921,7 +964,7 @@ export type ListProcessesResponse = Message<"procmon.v1.ListProcessesResponse"> 
  * Use `create(ListProcessesResponseSchema)` to create a new message.
  */
 export const ListProcessesResponseSchema: GenMessage<ListProcessesResponse> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 28);
+  messageDesc(file_procmon_v1_procmon, 29);
 
 /**
  * WatchEvents's request.
@@ -958,7 +1001,7 @@ export type WatchEventsRequest = Message<"procmon.v1.WatchEventsRequest"> & {
  * Use `create(WatchEventsRequestSchema)` to create a new message.
  */
 export const WatchEventsRequestSchema: GenMessage<WatchEventsRequest> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 29);
+  messageDesc(file_procmon_v1_procmon, 30);
 
 /**
  * WatchEvents's stream message.
@@ -979,7 +1022,7 @@ export type WatchEventsResponse = Message<"procmon.v1.WatchEventsResponse"> & {
  * Use `create(WatchEventsResponseSchema)` to create a new message.
  */
 export const WatchEventsResponseSchema: GenMessage<WatchEventsResponse> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 30);
+  messageDesc(file_procmon_v1_procmon, 31);
 
 /**
  * The supervision state of a process.

@@ -1,0 +1,108 @@
+// Every change of state is an event: over random sequences of calls, deaths
+// and time, the state a watcher folds from the events always equals what
+// get() and list() answer.
+import { describe, expect, it } from "vitest";
+import type { CoreEvent } from "../../src/core/events.js";
+import type { StateName } from "../../src/core/types.js";
+import { type FakeChild, flushMicrotasks, type Harness, makeSupervisor, seeded } from "./fakes.js";
+
+interface Folded {
+  state: StateName;
+  pid: number;
+}
+
+/** What a watcher knows of each process after `event`, from the events alone. */
+function fold(known: Map<string, Folded>, event: CoreEvent): void {
+  const current = known.get(event.process);
+  const set = (state: StateName, pid = 0) => known.set(event.process, { state, pid });
+  switch (event.kind) {
+    case "added":
+      set("stopped");
+      return;
+    case "removed":
+      known.delete(event.process);
+      return;
+    case "started":
+      set("running", event.pid);
+      return;
+    case "exited":
+    case "stopped":
+      set("stopped");
+      return;
+    case "restartScheduled":
+      set("backoff");
+      return;
+    case "stopping":
+      set("stopping", event.pid);
+      return;
+    case "killed":
+    case "spawnFailed":
+    case "output":
+      // No change of state: killed escalates a stop, a failed spawn is followed by its backoff.
+      if (current === undefined) throw new Error(`${event.kind} for unknown "${event.process}"`);
+      return;
+  }
+}
+
+const NAMES = ["a", "b", "c"] as const;
+
+/** One random step: a call, a death, a failed spawn or the passing of time. */
+function step(h: Harness, random: () => number, log: string[]): void {
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
+  const name = pick(NAMES);
+  // Calls that wait for an exit are left pending; their refusals are expected.
+  const call = (what: string, fn: () => Promise<unknown> | unknown) => {
+    log.push(`${what} ${name}`);
+    try {
+      const result = fn();
+      if (result instanceof Promise) result.catch(() => {});
+    } catch {
+      // not_found, already_exists, failed_precondition: nothing changed.
+    }
+  };
+  const live = (): FakeChild[] => h.spawner.children.filter((c) => !c.exited);
+  const roll = random();
+  if (roll < 0.15) call("add", () => h.sup.add(h.spec(name)));
+  else if (roll < 0.22) call("remove", () => h.sup.remove(name));
+  else if (roll < 0.32) call("start", () => h.sup.start(name));
+  else if (roll < 0.42) call("stop", () => h.sup.stop(name));
+  else if (roll < 0.5) call("restart", () => h.sup.restart(name));
+  else if (roll < 0.53) call("restartAll", () => h.sup.restartAll());
+  else if (roll < 0.58) {
+    log.push("next spawn fails");
+    h.spawner.failNext();
+  } else if (roll < 0.75) {
+    const child = live().length > 0 ? pick(live()) : undefined;
+    if (child) {
+      const code = Math.floor(random() * 3);
+      log.push(`child ${child.pid} ${code === 2 ? "killed" : `exits ${code}`}`);
+      if (code === 2) child.kill("SIGTERM");
+      else child.exit(code);
+    }
+  } else {
+    const ms = pick([1, 10, 500, 999, 1_000, 2_000, 5_000, 60_000]);
+    log.push(`advance ${ms}`);
+    h.clock.advance(ms);
+  }
+}
+
+describe("a watcher's fold of the events", () => {
+  it("equals get() and list() after every step of 200 random runs", async () => {
+    for (let run = 0; run < 200; run++) {
+      const random = seeded(run + 1);
+      const h = makeSupervisor({ thresholdMs: 1_000, killTimeMs: 2_000 });
+      const known = new Map<string, Folded>();
+      let folded = 0;
+      const log: string[] = [];
+      for (let i = 0; i < 60; i++) {
+        step(h, random, log);
+        await flushMicrotasks();
+        for (; folded < h.events.length; folded++) fold(known, h.events[folded] as CoreEvent);
+        const actual = new Map(
+          h.sup.list().map((v) => [v.spec.name, { state: v.state, pid: v.pid }]),
+        );
+        expect(known, `run ${run + 1}, after: ${log.join("; ")}`).toEqual(actual);
+      }
+    }
+  });
+});
