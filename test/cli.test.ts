@@ -328,22 +328,34 @@ describe("procmonctl against procmond", SLOW, () => {
         ["add", "web", "--kill-time", "0s", ...SLEEP],
         ["add", "web", "--env", "NOEQUALS", ...SLEEP],
         ["add", "web", "--uid", "-1", ...SLEEP],
+        ["add", "web", "--max-restart-delay", "1000h", ...SLEEP],
         ["watch", "--since", "abc"],
         ["--timeout", "soon", "ls"],
       ],
       { socket: d.socket },
     );
-    const [unknownCommand, unknownOption, missingName, noDashes, badDuration, zero, env, uid] =
-      runs;
+    const [
+      unknownCommand,
+      unknownOption,
+      missingName,
+      noDashes,
+      badDuration,
+      zero,
+      env,
+      uid,
+      long,
+    ] = runs;
     expectUsage(unknownCommand, /unknown command 'frobnicate'/);
     expectUsage(unknownOption, /unknown option '--frob'/);
     expectUsage(missingName, /missing required argument 'name'/);
     expectUsage(noDashes, /put -- between NAME and the command/);
     expectUsage(badDuration, /"5x" is not a duration/);
-    expectUsage(zero, /"0s" is not a duration: it must be positive/);
+    expectUsage(zero, /"0s" must be positive/);
     expectUsage(env, /"NOEQUALS" is not KEY=VALUE/);
     expectUsage(uid, /unknown option '-1'|is not a numeric id/);
-    for (const run of runs.slice(8)) expectUsage(run, /is not|invalid/);
+    // The daemon's own limit, applied before anything is sent.
+    expectUsage(long, /"1000h" must be at most 596h31m23\.647s/);
+    for (const run of runs.slice(9)) expectUsage(run, /is not|invalid/);
     expect((await d.client.listProcesses()).processes).toEqual([]);
   });
 

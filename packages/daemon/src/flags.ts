@@ -3,8 +3,8 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { defaultSocketPath } from "@procmon/client";
+import { parseDurationMs } from "@procmon/client/duration";
 import { DEFAULT_LIMITS, type Limits } from "./control.js";
-import { parseDuration } from "./core/duration.js";
 import { ProcmonError } from "./core/errors.js";
 import { DEFAULT_POLICY, type Policy } from "./core/types.js";
 import { DEFAULT_RETENTION, type Retention } from "./events/event-log.js";
@@ -76,15 +76,11 @@ const LOG_LEVELS = new Set(["trace", "debug", "info", "warn", "error", "fatal", 
 
 function duration(flag: string, text: string | undefined, fallback: number): number {
   if (text === undefined) return fallback;
-  let ms: number;
   try {
-    ms = parseDuration(text);
+    return parseDurationMs(text);
   } catch (err) {
     throw new ProcmonError("invalid_argument", `--${flag}: ${(err as Error).message}`);
   }
-  if (ms <= 0)
-    throw new ProcmonError("invalid_argument", `--${flag} must be positive, got ${text}`);
-  return ms;
 }
 
 /**

@@ -4,14 +4,14 @@
 import { resolve } from "node:path";
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import { InvalidArgumentError } from "commander";
-import { DurationSyntaxError, parseDuration, parseDurationMs } from "./durations.js";
+import { DurationError, parseDuration, parseDurationMs } from "../duration.js";
 
-/** `--threshold 1.5s` and the like: a positive duration as a google.protobuf.Duration. */
+/** `--threshold 1.5s` and the like: a duration procmon accepts, as a google.protobuf.Duration. */
 export function durationArg(text: string): Duration {
   return usage(() => parseDuration(text));
 }
 
-/** `--timeout 10s`: a positive duration in ms. */
+/** `--timeout 10s`: a duration procmon accepts, in ms. */
 export function timeoutArg(text: string): number {
   return usage(() => parseDurationMs(text));
 }
@@ -51,7 +51,7 @@ function usage<T>(parse: () => T): T {
   try {
     return parse();
   } catch (err) {
-    if (err instanceof DurationSyntaxError) throw new InvalidArgumentError(`${err.message}.`);
+    if (err instanceof DurationError) throw new InvalidArgumentError(`${err.message}.`);
     throw err;
   }
 }

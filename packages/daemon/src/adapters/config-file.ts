@@ -1,15 +1,11 @@
 import { readFileSync } from "node:fs";
 import { create } from "@bufbuild/protobuf";
-import type { DurationSchema } from "@bufbuild/protobuf/wkt";
+import { parseDuration } from "@procmon/client/duration";
 import { ProcessSpecSchema } from "@procmon/client/gen/procmon/v1/procmon_pb.js";
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type YAMLMap } from "yaml";
-import { parseDuration } from "../core/duration.js";
 import { ProcmonError } from "../core/errors.js";
 import type { ProcessSpec } from "../core/types.js";
-import { msToDuration } from "../transport/convert.js";
 import { type ValidateSpecOptions, validateSpec } from "./validate-spec.js";
-
-type DurationInit = ReturnType<typeof create<typeof DurationSchema>>;
 
 /** The fields of ProcessSpec's JSON form, in either spelling, by their canonical name. */
 const FIELDS: Record<string, string> = {
@@ -140,7 +136,7 @@ function convert(field: string, value: unknown, fail: (problem: string) => never
   if (DURATION_FIELDS.has(field)) {
     if (typeof value !== "string") return fail('expected a duration such as "500ms" or "5s"');
     try {
-      return msToDuration(parseDuration(value)) satisfies DurationInit;
+      return parseDuration(value);
     } catch (err) {
       return fail((err as Error).message);
     }

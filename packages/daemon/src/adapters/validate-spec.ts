@@ -1,11 +1,11 @@
 import { accessSync, constants, statSync } from "node:fs";
 import { resolve } from "node:path";
 import type { Duration } from "@bufbuild/protobuf/wkt";
+import { durationProblem, durationToExactMs, formatDurationMs } from "@procmon/client/duration";
 import type { ProcessSpec as ProcessSpecProto } from "@procmon/client/gen/procmon/v1/procmon_pb.js";
-import { formatDuration, MAX_DURATION_MS } from "../core/duration.js";
 import { ProcmonError } from "../core/errors.js";
 import type { Policy, ProcessSpec } from "../core/types.js";
-import { durationToExactMs, durationToMs, specFromProto } from "../transport/convert.js";
+import { specFromProto } from "../transport/convert.js";
 import { effectivePath, resolveExecutable } from "./executable.js";
 
 /** What validateSpec needs to know about the daemon. */
@@ -72,7 +72,7 @@ export function validateSpec(
   const normalised = specFromProto(spec, opts.defaults);
   if (normalised.minRestartDelayMs > normalised.maxRestartDelayMs) {
     throw invalid(
-      `min_restart_delay (${formatDuration(normalised.minRestartDelayMs)}) must not exceed max_restart_delay (${formatDuration(normalised.maxRestartDelayMs)})`,
+      `min_restart_delay (${formatDurationMs(normalised.minRestartDelayMs)}) must not exceed max_restart_delay (${formatDurationMs(normalised.maxRestartDelayMs)})`,
     );
   }
 
@@ -111,15 +111,8 @@ function checkCwd(cwd: string, runsAsDaemon: boolean): void {
 
 function checkDuration(field: string, duration: Duration): void {
   const exact = durationToExactMs(duration);
-  if (!(exact > 0)) throw invalid(`${field} must be positive, got ${formatDuration(exact)}`);
-  const ms = durationToMs(duration);
-  // Timers run in whole milliseconds: a shorter duration would round to 0.
-  if (ms < 1) throw invalid(`${field} must be at least 1ms, got ${formatDuration(exact)}`);
-  if (ms > MAX_DURATION_MS) {
-    throw invalid(
-      `${field} must be at most ${formatDuration(MAX_DURATION_MS)}, got ${formatDuration(exact)}`,
-    );
-  }
+  const problem = durationProblem(exact);
+  if (problem !== undefined) throw invalid(`${field} ${problem}, got ${formatDurationMs(exact)}`);
 }
 
 function checkId(

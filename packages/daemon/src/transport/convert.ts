@@ -5,6 +5,7 @@ import {
   type Timestamp,
   TimestampSchema,
 } from "@bufbuild/protobuf/wkt";
+import { durationToExactMs, roundMs } from "@procmon/client/duration";
 import {
   type Event,
   EventSchema,
@@ -59,15 +60,9 @@ export const OUTPUT_STREAM: Readonly<Record<OutputStreamName, OutputStream>> = {
   stderr: OutputStream.STDERR,
 };
 
-/** A Duration in whole milliseconds, rounded to the nearest. */
+/** A Duration in whole milliseconds, rounded to the nearest, as procmon's timers run it. */
 export function durationToMs(duration: Duration): number {
-  // Math.round(-0.4) is -0, which would print as "0s" but compare oddly.
-  return Math.round(Number(duration.seconds) * 1_000 + duration.nanos / 1e6) || 0;
-}
-
-/** A Duration in (possibly fractional) milliseconds, exactly as sent, for error messages. */
-export function durationToExactMs(duration: Duration): number {
-  return Number(duration.seconds) * 1_000 + duration.nanos / 1e6;
+  return roundMs(durationToExactMs(duration));
 }
 
 /**

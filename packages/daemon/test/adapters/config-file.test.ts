@@ -166,7 +166,9 @@ describe("parseConfig: each error names the line", () => {
   });
 
   it.each([
-    ["a unit it does not know", "5 parsecs", /kill_time: duration "5 parsecs" is invalid/],
+    ["a unit it does not know", "5 parsecs", /kill_time: "5 parsecs" is not a duration/],
+    ["zero", "0s", /kill_time: "0s" must be positive/],
+    ["over the limit every duration has", "1000h", /kill_time: "1000h" must be at most 596h/],
     ["a bare number", "5", /kill_time: expected a duration such as "500ms"/],
     ["a list", "[5s]", /kill_time: expected a duration/],
   ])("a bad duration: %s", (_what, value, problem) => {
@@ -217,7 +219,6 @@ describe("parseConfig: each error names the line", () => {
   it.each([
     ["a missing executable", "args: [/nonexistent/procmon-test-bin]", /does not exist/],
     ["no args", "args: []", /args must not be empty/],
-    ["a zero duration", "kill_time: 0s", /kill_time must be positive/],
     ["a missing cwd", "cwd: /nonexistent/procmon-dir", /cwd "\/nonexistent\/procmon-dir"/],
     ["a bad env key", "env: { 'A=B': x }", /env key "A=B" is invalid/],
   ])("an entry that does not validate: %s, at the entry's line", (_what, line, problem) => {
