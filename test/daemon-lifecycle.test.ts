@@ -122,7 +122,8 @@ describe("the socket file", () => {
     const first = await startProcmond();
     const p = await first.client.addProcess({ name: "keep", args: ["sleep", "100"] });
     const ino = lstatSync(first.socket).ino;
-    // The second is pointed at the first's state file too: it must not touch it.
+    // The first's state file must not be touched (the second has its own: the
+    // same one is refused before the socket is looked at, by its lock).
     const stateFile = join(first.dir, "state.json");
     const state = await waitFor(() => {
       const bytes = existsSync(stateFile) ? readFileSync(stateFile) : undefined;
@@ -130,7 +131,12 @@ describe("the socket file", () => {
     });
     const stateMtime = statSync(stateFile).mtimeMs;
 
-    const second = await runProcmond(["--socket", first.socket, "--state-file", stateFile]);
+    const second = await runProcmond([
+      "--socket",
+      first.socket,
+      "--state-file",
+      join(first.dir, "second.json"),
+    ]);
     expect(second.code).not.toBe(0);
     expect(second.code).not.toBeNull();
     expect(second.stderr).toContain(first.socket);

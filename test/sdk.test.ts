@@ -459,7 +459,7 @@ describe("errors: each guard on its error", () => {
         { uid: nobody, gid: nobody, prepare: (dir) => chownSync(dir, nobody, nobody) },
       );
       const err = await rejection(
-        client(n.socket).addProcess({ ...sleeper("p"), uid: 0, cwd: "/" }),
+        client(n.clientSocket).addProcess({ ...sleeper("p"), uid: 0, cwd: "/" }),
       );
       expect(isPermissionDenied(err)).toBe(true);
       expect(err.message).toMatch(/uid 0/);

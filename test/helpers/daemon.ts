@@ -2,16 +2,29 @@
 // dir, driven through the real client. Every wait has a timeout, and every
 // process started here is tracked by pid so cleanup can end exactly those.
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createClient, type ProcmonClient } from "@procmon/client";
+import { inject } from "vitest";
 
 /** The repository root. */
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 /** The daemon's bin, as users run it. */
 export const PROCMOND_BIN = join(ROOT, "packages/daemon/bin/procmond.js");
+
+/**
+ * The daemon's bin for a daemon that runs as `uid`: for another uid, the copy
+ * that test/setup/runtime-copy.ts made where every user can read it, since
+ * the clone may sit in a directory only we can enter.
+ */
+export function procmondBinFor(uid: number | undefined): string {
+  if (uid === undefined || uid === process.getuid?.()) return PROCMOND_BIN;
+  const runtime = inject("procmonRuntime");
+  if (runtime === undefined) throw new Error("running a daemon as another uid needs root");
+  return join(runtime, "packages/daemon/bin/procmond.js");
+}
 
 /** One parsed line of the daemon's JSON log (or `{ raw }` if it was not JSON). */
 export type LogLine = Record<string, unknown>;
@@ -44,6 +57,12 @@ export interface StartOptions {
 export interface Procmond {
   /** The socket it serves on: `<dir>/procmon.sock`. */
   readonly socket: string;
+  /**
+   * The socket a client of the test dials: `socket`, or for a daemon of
+   * another uid a link to it in a directory of ours (clients refuse a socket
+   * directory another user owns).
+   */
+  readonly clientSocket: string;
   /** Its temp dir (also its working directory). */
   readonly dir: string;
   /** The daemon's process. */
@@ -124,7 +143,7 @@ export async function startProcmond(
   const args = viaEnv
     ? [...stateArgs, ...extraArgs]
     : ["--socket", socket, ...stateArgs, ...extraArgs];
-  const child = spawn(process.execPath, [PROCMOND_BIN, ...args], {
+  const child = spawn(process.execPath, [procmondBinFor(options.uid), ...args], {
     cwd: dir,
     env: childEnv(viaEnv ? { ...env, PROCMON_SOCKET: socket } : env),
     stdio: ["ignore", options.log === "discard" ? "ignore" : "pipe", "pipe"],
@@ -219,10 +238,19 @@ export async function startProcmond(
     }
   };
 
-  const client = createClient({ socket, timeoutMs: 15_000 });
+  // Clients refuse a socket directory another user owns, as this daemon's is
+  // when it runs as another uid: the test's client goes through a link in a
+  // directory of ours, which is what an operator would do to trust it.
+  let clientSocket = socket;
+  if (options.uid !== undefined && options.uid !== process.getuid?.()) {
+    clientSocket = join(makeTempDir("procmon-link-"), "procmon.sock");
+    symlinkSync(socket, clientSocket);
+  }
+  const client = createClient({ socket: clientSocket, timeoutMs: 15_000 });
   let cleaned = false;
   const handle: Procmond = {
     socket,
+    clientSocket,
     dir,
     child,
     client,

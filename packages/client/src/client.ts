@@ -22,7 +22,7 @@ import {
   type WatchEventsRequestSchema,
 } from "./gen/procmon/v1/procmon_pb.js";
 import { grpcMethodDefinition } from "./grpc-service.js";
-import { defaultSocketPath } from "./socket.js";
+import { defaultSocketPath, socketPathProblem } from "./socket.js";
 
 /** How to reach procmond. */
 export interface ClientOptions {
@@ -131,6 +131,13 @@ export function createClient(options: ClientOptions = {}): ProcmonClient {
   let closed = false;
   const closedError = () =>
     new ProcmonError(Code.FAILED_PRECONDITION, `the client of procmond at ${socket} is closed`);
+  // Checked before every call, not once: the directory may change meanwhile.
+  const refusal = (): ProcmonError | undefined => {
+    const problem = socketPathProblem(socket);
+    if (problem === undefined) return undefined;
+    const code = problem.code === "too_long" ? Code.INVALID_ARGUMENT : Code.FAILED_PRECONDITION;
+    return new ProcmonError(code, problem.message);
+  };
 
   function unary<I extends DescMessage, O extends DescMessage>(
     method: DescMethodUnary<I, O>,
@@ -145,6 +152,11 @@ export function createClient(options: ClientOptions = {}): ProcmonClient {
       }
       if (closed) {
         reject(closedError());
+        return;
+      }
+      const refused = refusal();
+      if (refused) {
+        reject(refused);
         return;
       }
       const { path, requestSerialize, responseDeserialize } = grpcMethodDefinition(method);
@@ -177,6 +189,8 @@ export function createClient(options: ClientOptions = {}): ProcmonClient {
         const signal = options?.signal;
         if (signal?.aborted) throw ProcmonError.from(abortError(signal));
         if (closed) throw closedError();
+        const refused = refusal();
+        if (refused) throw refused;
         const { path, requestSerialize, responseDeserialize } = grpcMethodDefinition(method);
         const call = grpc.makeServerStreamRequest(
           path,

@@ -25,4 +25,9 @@ export {
   OLDEST_RESUMABLE_SEQ_KEY,
   ProcmonError,
 } from "./errors.js";
-export { defaultSocketPath } from "./socket.js";
+export {
+  defaultSocketPath,
+  MAX_SOCKET_PATH_BYTES,
+  type SocketPathProblem,
+  socketPathProblem,
+} from "./socket.js";

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { chmodSync, chownSync, lstatSync, unlinkSync } from "node:fs";
-import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { Server, ServerCredentials, setLogger } from "@grpc/grpc-js";
 import { ProcessMonitor } from "@procmon/client/gen/procmon/v1/procmon_pb.js";
 import { grpcServiceDefinition } from "@procmon/client/grpc";
 import { type Logger as PinoLogger, pino } from "pino";
@@ -9,8 +9,9 @@ import { FlowGate } from "./adapters/flow-gate.js";
 import { nodeClock } from "./adapters/node-clock.js";
 import { NodeSpawner } from "./adapters/node-spawner.js";
 import { INSTANCE_ENV, terminateOrphans } from "./adapters/orphans.js";
-import { prepareSocketPath, withPrivateUmask } from "./adapters/socket-file.js";
+import { bindError, prepareSocketPath, withPrivateUmask } from "./adapters/socket-file.js";
 import { emptyState, readStateFile, StateFileWriter } from "./adapters/state-file.js";
+import { lockStateFile, type StateLock } from "./adapters/state-lock.js";
 import { Control } from "./control.js";
 import type { Clock, Timer } from "./core/clock.js";
 import type { CoreEvent } from "./core/events.js";
@@ -113,8 +114,31 @@ export async function startDaemon(
   options: DaemonOptions,
   overrides: DaemonOverrides = {},
 ): Promise<Daemon> {
+  // Before anything is read, swept or bound: a second daemon on this state
+  // file must leave everything as it found it.
+  const lock = options.stateFile === undefined ? undefined : lockStateFile(options.stateFile);
+  try {
+    return await start(options, overrides, lock);
+  } catch (err) {
+    lock?.release();
+    throw err;
+  }
+}
+
+async function start(
+  options: DaemonOptions,
+  overrides: DaemonOverrides,
+  lock: StateLock | undefined,
+): Promise<Daemon> {
   const log = overrides.log ?? createDaemonLog(options.logLevel);
   const logger = log.logger;
+  // grpc-js writes its own errors to stderr ("E No address added ..."), where
+  // a person reads procmond's one-line reasons: they go to the log instead.
+  setLogger({
+    error: (message: unknown) => logger.warn({ grpc: true }, String(message)),
+    info: (message: unknown) => logger.debug({ grpc: true }, String(message)),
+    debug: (message: unknown) => logger.trace({ grpc: true }, String(message)),
+  });
   const clock = overrides.clock ?? nodeClock;
   const socketPath = options.socketPath;
   const validation = {
@@ -123,7 +147,7 @@ export async function startDaemon(
     daemonGid: process.getgid?.() ?? 0,
   };
 
-  await prepareSocketPath(socketPath);
+  await prepareSocketPath(socketPath, options.socketGroup);
   const store =
     options.stateFile === undefined ? undefined : new StateFileWriter(options.stateFile);
   const saved = options.stateFile === undefined ? undefined : readStateFile(options.stateFile);
@@ -178,14 +202,21 @@ export async function startDaemon(
   health.addToServer(server);
   addReflection(server, loadDescriptorSet(), [ProcessMonitor.typeName, healthServiceName]);
 
-  await withPrivateUmask(
-    () =>
-      new Promise<number>((resolve, reject) =>
-        server.bindAsync(`unix:${socketPath}`, ServerCredentials.createInsecure(), (err, port) =>
-          err ? reject(err) : resolve(port),
+  try {
+    await withPrivateUmask(
+      () =>
+        new Promise<number>((resolve, reject) =>
+          server.bindAsync(`unix:${socketPath}`, ServerCredentials.createInsecure(), (err, port) =>
+            err ? reject(bindError(socketPath, err)) : resolve(port),
+          ),
         ),
-      ),
-  );
+    );
+  } catch (err) {
+    // What was started must not outlive a daemon that cannot serve it.
+    await supervisor.shutdown();
+    server.forceShutdown();
+    throw err;
+  }
   if (options.socketGroup !== undefined) chownSync(socketPath, -1, options.socketGroup);
   if (options.socketMode !== 0o600) chmodSync(socketPath, options.socketMode);
   health.setServing();
@@ -216,6 +247,7 @@ export async function startDaemon(
       });
       await control.saveFinal();
       removeSocket(socketPath);
+      lock?.release();
       logger.info("procmond stopped");
     })();
     return shuttingDown;
