@@ -157,12 +157,15 @@ describe("at start", () => {
           stderr: expect.stringContaining(`config file ${config}:${line}: `),
         });
         expect(run.stderr).toMatch(problem);
-        // Nothing ran, nothing was written.
+        // Nothing ran, nothing was written but the lock file (taken first, never removed).
         expect({ what, started: processesWithEnv(`PROCMON_IT_TAG=${tag}`) }).toEqual({
           what,
           started: [],
         });
-        expect({ what, files: readdirSync(dir) }).toEqual({ what, files: ["procmon.yaml"] });
+        expect({ what, files: readdirSync(dir).sort() }).toEqual({
+          what,
+          files: ["procmon.yaml", "state.json.lock"],
+        });
       }),
     );
   });
@@ -252,6 +255,53 @@ describe("SIGHUP", () => {
       ["fresh", State.RUNNING],
     ]);
     expect(registry(stateFile)).toEqual({ api: ["running", "api"], fresh: ["running", "config"] });
+  });
+
+  it("never takes over a process added through the API: the reload is refused naming it, nothing changes", async () => {
+    const { config, stateFile } = configDir();
+    write(config, "processes:", "  - name: mine", "    args: [sleep, '100']");
+    const d = await startWith(config, stateFile);
+    const web = await d.client.addProcess({ name: "web", args: ["sleep", "100"] });
+    const before = await pids(d);
+    const savedBefore = readFileSync(stateFile, "utf8");
+
+    // The file now names "web", adds "new" and drops "mine": none of it happens.
+    write(
+      config,
+      "processes:",
+      "  - name: new",
+      "    args: [sleep, '100']",
+      "  - name: web",
+      "    args: [sleep, '200']",
+    );
+    const complaint = await reload(
+      d,
+      (l) => typeof l.msg === "string" && l.msg.startsWith("config not reloaded"),
+    );
+    expect(complaint.level).toBeGreaterThanOrEqual(50);
+    expect(complaint.msg).toContain(
+      `config file ${config}:4: process "web" was added through the API, not by this file`,
+    );
+    expect(await pids(d)).toEqual(before);
+    expect((await d.client.getProcess("web")).spec?.args).toEqual(["sleep", "100"]);
+    expect(isAlive(web.pid)).toBe(true);
+    expect(readFileSync(stateFile, "utf8")).toBe(savedBefore);
+
+    // At the next start the same file stops the daemon before anything runs.
+    expect(await d.stop()).toBe(0);
+    const run = await runProcmond(
+      ["--config", config, "--state-file", stateFile, ...TIMINGS],
+      {},
+      {
+        cwd: d.dir,
+      },
+    );
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(
+      `config file ${config}:4: process "web" was added through the API`,
+    );
+    expect(readFileSync(stateFile, "utf8")).not.toBe("");
+    expect(processesWithEnv("PROCMON_NAME=web")).toEqual([]);
   });
 
   it("then SIGTERM at once: the daemon exits 0 and leaves a whole state file", async () => {

@@ -3,10 +3,12 @@ import {
   type ProcessSpec as ProcessSpecProto,
   ProcessSpecSchema,
 } from "@procmon/client/gen/procmon/v1/procmon_pb.js";
+import type { ConfigEntry } from "./adapters/config-file.js";
 import type { PersistedState, ProcessSource, StateFileWriter } from "./adapters/state-file.js";
 import { type ValidateSpecOptions, validateSpec } from "./adapters/validate-spec.js";
 import { ProcmonError } from "./core/errors.js";
 import type { Logger } from "./core/logger.js";
+import { quote } from "./core/quote.js";
 import type { Supervisor } from "./core/supervisor.js";
 import type { ProcessSpec, ProcessView } from "./core/types.js";
 import type { EventLog } from "./events/event-log.js";
@@ -147,11 +149,14 @@ export class Control {
    * Makes the config file's processes the registered ones it owns: new
    * entries are added and started, removed ones stopped and forgotten,
    * changed ones restarted with their new spec, the rest left untouched.
-   * Processes added through the API are not the config's to remove.
+   * Processes added through the API are not the config's: an entry naming
+   * one is refused, and then nothing changes.
+   * @throws ProcmonError invalid_argument naming the entry and the process.
    */
-  async applyConfig(specs: readonly ProcessSpec[]): Promise<void> {
+  async applyConfig(entries: readonly ConfigEntry[]): Promise<void> {
     const { supervisor, logger } = this.deps;
-    const wanted = new Map(specs.map((s) => [s.name, s]));
+    refuseTakeover(entries, (name) => this.sources.get(name));
+    const wanted = new Map(entries.map(({ spec }) => [spec.name, spec]));
     const work: Promise<unknown>[] = [];
     for (const [name, source] of this.sources) {
       if (source === "config" && !wanted.has(name)) {
@@ -159,21 +164,11 @@ export class Control {
         work.push(supervisor.remove(name).then(() => this.sources.delete(name)));
       }
     }
-    for (const spec of specs) {
-      let current: ProcessView | undefined;
-      try {
-        current = supervisor.get(spec.name);
-      } catch {
-        current = undefined;
-      }
-      if (current === undefined) {
+    for (const { spec } of entries) {
+      if (!this.isRegistered(spec.name)) {
         logger.info({ process: spec.name }, "config: adding");
         supervisor.add(spec);
-      } else if (sameSpec(current.spec, spec)) {
-        if (this.sources.get(spec.name) !== "config") {
-          logger.info({ process: spec.name }, "config: adopting a process added through the API");
-        }
-      } else {
+      } else if (!sameSpec(supervisor.get(spec.name).spec, spec)) {
         logger.info({ process: spec.name }, "config: changed, restarting");
         work.push(supervisor.update(spec));
       }
@@ -181,6 +176,10 @@ export class Control {
     }
     await Promise.all(work);
     await this.persist();
+  }
+
+  private isRegistered(name: string): boolean {
+    return this.sources.has(name);
   }
 
   /** Called after each event: reserves more seqs in the state file well before they run out. */
@@ -237,6 +236,26 @@ export class Control {
   private persist(): Promise<void> {
     return this.deps.store?.save(() => this.snapshot()) ?? Promise.resolve();
   }
+}
+
+/**
+ * Refuses config entries that name a process added through the API: the
+ * config never takes one over (nor removes it later). `sourceOf` says where
+ * each registered process came from (undefined: not registered).
+ * @throws ProcmonError invalid_argument naming the first entry and its process.
+ */
+export function refuseTakeover(
+  entries: readonly ConfigEntry[],
+  sourceOf: (name: string) => ProcessSource | undefined,
+): void {
+  const taken = entries.filter(({ spec }) => sourceOf(spec.name) === "api");
+  const [first] = taken;
+  if (first === undefined) return;
+  const others = taken.length > 1 ? ` (and ${taken.length - 1} more)` : "";
+  throw new ProcmonError(
+    "invalid_argument",
+    `${first.where}: process ${quote(first.spec.name)} was added through the API, not by this file${others}: remove it (procmonctl rm) or rename the entry; nothing was changed`,
+  );
 }
 
 /** Specs are immutable: each one's JSON form is computed once. */

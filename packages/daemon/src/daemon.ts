@@ -12,7 +12,7 @@ import { INSTANCE_ENV, terminateOrphans } from "./adapters/orphans.js";
 import { bindError, prepareSocketPath, withPrivateUmask } from "./adapters/socket-file.js";
 import { emptyState, readStateFile, StateFileWriter } from "./adapters/state-file.js";
 import { lockStateFile, type StateLock } from "./adapters/state-lock.js";
-import { Control } from "./control.js";
+import { Control, refuseTakeover } from "./control.js";
 import type { Clock, Timer } from "./core/clock.js";
 import type { CoreEvent } from "./core/events.js";
 import type { Spawner } from "./core/spawner.js";
@@ -154,6 +154,9 @@ async function start(
   const loadConfig = () =>
     options.configFile === undefined ? [] : loadConfigFile(options.configFile, validation);
   const configured = loadConfig();
+  // Before anything runs: the config must not take over what the API added.
+  const savedSources = new Map(saved?.processes.map((p) => [nameOf(p.spec), p.source]));
+  refuseTakeover(configured, (name) => savedSources.get(name));
 
   // Without a state file, the socket names the registry: a daemon restarted
   // on it still finds what its predecessor left.
@@ -258,18 +261,24 @@ async function start(
       logger.warn("SIGHUP ignored: no --config file");
       return;
     }
-    let specs: ReturnType<typeof loadConfig>;
+    let entries: ReturnType<typeof loadConfig>;
     try {
-      specs = loadConfig();
+      entries = loadConfig();
+      await control.applyConfig(entries);
     } catch (err) {
       logger.error({ err }, `config not reloaded, nothing changed: ${(err as Error).message}`);
       return;
     }
-    await control.applyConfig(specs);
-    logger.info({ processes: specs.length }, "config reloaded");
+    logger.info({ processes: entries.length }, "config reloaded");
   };
 
   return { socketPath, supervisor, events, control, shutdown, reload };
+}
+
+/** The name in a persisted spec's JSON form; the state file was checked when read. */
+function nameOf(spec: unknown): string {
+  const name = (spec as { name?: unknown }).name;
+  return typeof name === "string" ? name : "";
 }
 
 /** Runs `fn` every `intervalMs` on `clock` until cancelled. */

@@ -364,13 +364,17 @@ describe("event seqs in the state file", () => {
   });
 });
 
+/** Config entries of `specs`, as the config file's loader gives them. */
+const entries = (...specs: ProcessSpec[]) =>
+  specs.map((spec, i) => ({ spec, where: `config file /etc/procmon.yaml:${2 + i * 2}` }));
+
 describe("applyConfig", () => {
   it("adds, keeps, restarts changed and removes its own entries; API processes are not its own", async () => {
     const h = harness();
     h.control.reserveSeqsSync();
     const s = (name: string, overrides: Partial<ProcessSpec> = {}) => spec(name, overrides);
 
-    await h.control.applyConfig([s("a"), s("b")]);
+    await h.control.applyConfig(entries(s("a"), s("b")));
     await h.control.add(sleeper("api"));
     expect(registry(h.saved())).toEqual({
       a: ["running", "config"],
@@ -381,7 +385,9 @@ describe("applyConfig", () => {
     const b = h.spawner.of("b");
 
     // a unchanged, b changed, d new.
-    const changing = h.control.applyConfig([s("a"), s("b", { args: ["/bin/b", "--new"] }), s("d")]);
+    const changing = h.control.applyConfig(
+      entries(s("a"), s("b", { args: ["/bin/b", "--new"] }), s("d")),
+    );
     expect(b.signals).toEqual(["SIGTERM"]);
     b.kill("SIGTERM");
     await changing;
@@ -393,7 +399,7 @@ describe("applyConfig", () => {
     expect(h.supervisor.get("d").state).toBe("running");
 
     // b and d leave the file: stopped and forgotten; the API's process stays.
-    const removing = h.control.applyConfig([s("a")]);
+    const removing = h.control.applyConfig(entries(s("a")));
     h.spawner.of("b").kill("SIGTERM");
     h.spawner.of("d").kill("SIGTERM");
     await removing;
@@ -402,31 +408,42 @@ describe("applyConfig", () => {
     expect(registry(h.saved())).toEqual({ a: ["running", "config"], api: ["running", "api"] });
   });
 
-  it("adopts an API process with the same spec, then owns it", async () => {
+  it("never takes over an API process: an entry naming one is refused and nothing changes", async () => {
     const h = harness();
     h.control.reserveSeqsSync();
+    await h.control.applyConfig(entries(spec("old")));
     const view = await h.control.add(sleeper("web"));
     const child = h.spawner.of("web");
+    const before = h.saved();
+    const emitted = h.emitted.length;
 
-    await h.control.applyConfig([view.spec]);
+    // The same spec or another one: either way the file names a process it does not own.
+    for (const web of [view.spec, spec("web", { args: ["/bin/web", "--other"] })]) {
+      const err = await h.control.applyConfig(entries(spec("new"), web)).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ProcmonError);
+      expect(err).toMatchObject({
+        code: "invalid_argument",
+        message:
+          'config file /etc/procmon.yaml:4: process "web" was added through the API, not by this file: remove it (procmonctl rm) or rename the entry; nothing was changed',
+      });
+    }
+    // "old" was not removed, "new" not added, "web" not touched.
     expect(h.spawner.of("web")).toBe(child);
-    expect(registry(h.saved())).toEqual({ web: ["running", "config"] });
-
-    const removing = h.control.applyConfig([]);
-    child.kill("SIGTERM");
-    await removing;
-    expect(h.saved().processes).toEqual([]);
+    expect(child.signals).toEqual([]);
+    expect(h.supervisor.list().map((v) => v.spec.name)).toEqual(["old", "web"]);
+    expect(h.emitted.length).toBe(emitted);
+    expect(h.saved()).toEqual(before);
   });
 
   it("a stopped entry that changes keeps its intent and takes the new spec", async () => {
     const h = harness();
     h.control.reserveSeqsSync();
-    await h.control.applyConfig([spec("job")]);
+    await h.control.applyConfig(entries(spec("job")));
     const stopping = h.control.stop("job");
     h.spawner.of("job").kill("SIGTERM");
     await stopping;
 
-    await h.control.applyConfig([spec("job", { args: ["/bin/job", "v2"] })]);
+    await h.control.applyConfig(entries(spec("job", { args: ["/bin/job", "v2"] })));
     expect(h.spawner.count("job")).toBe(1);
     expect(h.supervisor.get("job")).toMatchObject({ state: "stopped", intent: "stopped" });
     expect(h.supervisor.get("job").spec.args).toEqual(["/bin/job", "v2"]);

@@ -28,6 +28,14 @@ const FIELDS: Record<string, string> = {
 
 const DURATION_FIELDS = new Set(["threshold", "killTime", "minRestartDelay", "maxRestartDelay"]);
 
+/** One process of a config file, and where it is written. */
+export interface ConfigEntry {
+  /** The validated, normalised spec. */
+  readonly spec: ProcessSpec;
+  /** `config file PATH:LINE`, naming the entry in messages. */
+  readonly where: string;
+}
+
 /**
  * Reads a config file of processes:
  *
@@ -42,7 +50,7 @@ const DURATION_FIELDS = new Set(["threshold", "killTime", "minRestartDelay", "ma
  * Every entry is validated as AddProcess validates a spec.
  * @throws ProcmonError invalid_argument naming the file, the line and the problem.
  */
-export function loadConfigFile(path: string, options: ValidateSpecOptions): ProcessSpec[] {
+export function loadConfigFile(path: string, options: ValidateSpecOptions): ConfigEntry[] {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
@@ -57,7 +65,7 @@ export function parseConfig(
   text: string,
   path: string,
   options: ValidateSpecOptions,
-): ProcessSpec[] {
+): ConfigEntry[] {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
   const fail = (node: Node | undefined | null, problem: string): never => {
@@ -86,7 +94,7 @@ export function parseConfig(
   if (processes === undefined || (isScalar(processes) && processes.value === null)) return [];
   if (!isSeq(processes)) return fail(processes, "`processes` must be a list");
 
-  const specs: ProcessSpec[] = [];
+  const entries: ConfigEntry[] = [];
   const seen = new Map<string, number>();
   for (const [index, item] of processes.items.entries()) {
     const node = item as Node;
@@ -104,9 +112,9 @@ export function parseConfig(
       fail(node, `process "${spec.name}" is already defined at line ${earlier}`);
     }
     seen.set(spec.name, line);
-    specs.push(spec);
+    entries.push({ spec, where: `config file ${path}:${line}` });
   }
-  return specs;
+  return entries;
 }
 
 function readEntry(

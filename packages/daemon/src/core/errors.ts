@@ -1,3 +1,5 @@
+import { quote } from "./quote.js";
+
 /** What went wrong, independent of the transport; mapped to a gRPC code at the edge. */
 export type ErrorCode =
   | "invalid_argument"
@@ -27,7 +29,7 @@ export class ProcmonError extends Error {
   }
 }
 
-/** The error for an unknown process name. */
+/** The error for an unknown process name, quoting at most 128 characters of it. */
 export function notFound(name: string): ProcmonError {
-  return new ProcmonError("not_found", `process "${name}" does not exist`);
+  return new ProcmonError("not_found", `process ${quote(name)} does not exist`);
 }

@@ -17,7 +17,7 @@ const options: ValidateSpecOptions = {
   daemonGid: process.getgid?.() ?? 0,
 };
 
-const parse = (text: string) => parseConfig(text, PATH, options);
+const parse = (text: string) => parseConfig(text, PATH, options).map((entry) => entry.spec);
 
 /** The error parseConfig throws for `lines`; checks it is invalid_argument naming the file. */
 function failure(...lines: string[]): string {
@@ -96,9 +96,18 @@ describe("parseConfig: good files", () => {
 
   it("fills in the daemon's defaults for durations left out", () => {
     const custom = { ...options, defaults: { ...DEFAULT_POLICY, killTimeMs: 300 } };
-    const [spec] = parseConfig("processes:\n  - name: a\n    args: [sleep, '1']\n", PATH, custom);
-    expect(spec?.killTimeMs).toBe(300);
-    expect(spec?.thresholdMs).toBe(DEFAULT_POLICY.thresholdMs);
+    const [entry] = parseConfig("processes:\n  - name: a\n    args: [sleep, '1']\n", PATH, custom);
+    expect(entry?.spec.killTimeMs).toBe(300);
+    expect(entry?.spec.thresholdMs).toBe(DEFAULT_POLICY.thresholdMs);
+  });
+
+  it("says where each entry is written", () => {
+    const text =
+      "processes:\n  - name: a\n    args: [sleep, '1']\n  - name: b\n    args: [sleep, '1']\n";
+    expect(parseConfig(text, PATH, options).map((e) => e.where)).toEqual([
+      `config file ${PATH}:2`,
+      `config file ${PATH}:4`,
+    ]);
   });
 
   it.each([
@@ -261,7 +270,7 @@ describe("loadConfigFile", () => {
   it("reads a file", () => {
     const path = join(dir, "good.yaml");
     writeFileSync(path, "processes:\n  - name: a\n    args: [sleep, '1']\n");
-    expect(loadConfigFile(path, options).map((s) => s.args)).toEqual([["sleep", "1"]]);
+    expect(loadConfigFile(path, options).map((e) => e.spec.args)).toEqual([["sleep", "1"]]);
   });
 
   it("names the file in errors", () => {
