@@ -21,6 +21,7 @@ import { EventLog } from "./events/event-log.js";
 import type { DaemonOptions } from "./flags.js";
 import { loadDescriptorSet } from "./transport/descriptors.js";
 import { createHealth, healthServiceName } from "./transport/health.js";
+import { rejectMalformedRequests, tolerantServices } from "./transport/malformed-requests.js";
 import { addReflection } from "./transport/reflection.js";
 import { processMonitorService } from "./transport/service.js";
 
@@ -196,14 +197,17 @@ async function start(
 
   const server = new Server({
     "grpc.max_receive_message_length": options.maxMessageBytes,
+    interceptors: [rejectMalformedRequests],
   });
-  server.addService(
+  // Every service registered through it answers undecodable bytes with INVALID_ARGUMENT.
+  const services = tolerantServices(server);
+  services.addService(
     grpcServiceDefinition(ProcessMonitor),
-    processMonitorService({ control, supervisor, events, logger }),
+    processMonitorService({ control, supervisor, events, logger, limits: options.limits }),
   );
   const health = createHealth();
-  health.addToServer(server);
-  addReflection(server, loadDescriptorSet(), [ProcessMonitor.typeName, healthServiceName]);
+  health.addToServer(services);
+  addReflection(services, loadDescriptorSet(), [ProcessMonitor.typeName, healthServiceName]);
 
   try {
     await withPrivateUmask(

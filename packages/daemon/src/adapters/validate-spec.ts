@@ -4,6 +4,8 @@ import type { Duration } from "@bufbuild/protobuf/wkt";
 import { durationProblem, durationToExactMs, formatDurationMs } from "@procmon/client/duration";
 import type { ProcessSpec as ProcessSpecProto } from "@procmon/client/gen/procmon/v1/procmon_pb.js";
 import { ProcmonError } from "../core/errors.js";
+import { isProcessName, NAME_RULE } from "../core/names.js";
+import { quote } from "../core/quote.js";
 import type { Policy, ProcessSpec } from "../core/types.js";
 import { specFromProto } from "../transport/convert.js";
 import { effectivePath, resolveExecutable } from "./executable.js";
@@ -17,8 +19,6 @@ export interface ValidateSpecOptions {
   /** The daemon's own gid: a process may always run as it. */
   readonly daemonGid: number;
 }
-
-const NAME = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
 
 // Node's spawn takes uid/gid as int32, so larger ids would throw at spawn time.
 const MAX_ID = 2_147_483_647;
@@ -40,10 +40,8 @@ export function validateSpec(
 ): ProcessSpec {
   if (spec === undefined) throw invalid("process is required");
 
-  if (!NAME.test(spec.name)) {
-    throw invalid(
-      `name ${quote(spec.name)} is invalid: use 1-128 letters, digits and . _ - : @, starting with a letter or digit`,
-    );
+  if (!isProcessName(spec.name)) {
+    throw invalid(`name ${quote(spec.name)} is invalid: use ${NAME_RULE}`);
   }
 
   const executable = spec.args[0];
@@ -133,12 +131,6 @@ function checkId(
 
 function invalid(message: string): ProcmonError {
   return new ProcmonError("invalid_argument", message);
-}
-
-/** A user string quoted for a message, cut short so one bad field cannot flood a log line. */
-function quote(text: string): string {
-  const max = 80;
-  return text.length > max ? `${JSON.stringify(text.slice(0, max))}...` : JSON.stringify(text);
 }
 
 function describe(error: unknown): string {

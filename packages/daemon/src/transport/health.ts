@@ -12,7 +12,7 @@ export const healthServiceName = HealthService.typeName;
 /** Health statuses for the whole server and for ProcessMonitor, switched together. */
 export interface Health {
   /** Registers grpc.health.v1.Health (Check, Watch, List) on the server. */
-  addToServer(server: grpc.Server): void;
+  addToServer(server: Pick<grpc.Server, "addService">): void;
   /** Reports SERVING, e.g. once the daemon accepts calls. */
   setServing(): void;
   /** Reports NOT_SERVING, e.g. while shutting down, so Watch clients learn first. */

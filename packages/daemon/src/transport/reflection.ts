@@ -8,6 +8,7 @@ import type * as grpc from "@grpc/grpc-js";
 import * as v1 from "@procmon/client/gen/grpc/reflection/v1/reflection_pb.js";
 import * as v1alpha from "@procmon/client/gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { type GrpcServiceImplementation, grpcServiceDefinition } from "@procmon/client/grpc";
+import { quote } from "../core/quote.js";
 import { type DescriptorIndex, withDependencies } from "./descriptors.js";
 
 /** Names of the reflection services this module registers, as list_services reports them. */
@@ -23,7 +24,7 @@ export const reflectionServiceNames: readonly string[] = [
  * list it but never describe it.
  */
 export function addReflection(
-  server: grpc.Server,
+  server: Pick<grpc.Server, "addService">,
   index: DescriptorIndex,
   services: readonly string[],
 ): void {
@@ -104,23 +105,23 @@ function answerRequest(
     case "fileByFilename":
       return index.files.has(message.value)
         ? files(index, message.value)
-        : notFound(`file not found: ${message.value}`);
+        : notFound(`file not found: ${quote(message.value)}`);
     case "fileContainingSymbol": {
       const file = index.symbols.get(message.value);
       return file === undefined
-        ? notFound(`symbol not found: ${message.value}`)
+        ? notFound(`symbol not found: ${quote(message.value)}`)
         : files(index, file);
     }
     case "fileContainingExtension": {
       const { containingType, extensionNumber } = message.value;
       const file = index.extensions.get(containingType)?.get(extensionNumber);
       return file === undefined
-        ? notFound(`extension not found: ${containingType} field ${extensionNumber}`)
+        ? notFound(`extension not found: ${quote(containingType)} field ${extensionNumber}`)
         : files(index, file);
     }
     case "allExtensionNumbersOfType": {
       if (!index.messages.has(message.value)) {
-        return notFound(`message type not found: ${message.value}`);
+        return notFound(`message type not found: ${quote(message.value)}`);
       }
       const numbers = [...(index.extensions.get(message.value)?.keys() ?? [])];
       return {

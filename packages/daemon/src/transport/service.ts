@@ -26,9 +26,11 @@ import {
   type WatchEventsResponse,
 } from "@procmon/client/gen/procmon/v1/procmon_pb.js";
 import type { GrpcServiceImplementation } from "@procmon/client/grpc";
-import type { Control } from "../control.js";
+import type { Control, Limits } from "../control.js";
 import { ProcmonError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
+import { isProcessName, NAME_RULE } from "../core/names.js";
+import { quote } from "../core/quote.js";
 import type { Supervisor } from "../core/supervisor.js";
 import type { ProcessView } from "../core/types.js";
 import type { EventLog, Subscription } from "../events/event-log.js";
@@ -45,6 +47,8 @@ export interface ServiceDeps {
   readonly supervisor: Supervisor;
   readonly events: EventLog;
   readonly logger: Logger;
+  /** Caps on what one request may ask for. */
+  readonly limits: Limits;
 }
 
 type Handler<Req, Res> = (request: Req) => Res | Promise<Res>;
@@ -56,7 +60,7 @@ type Handler<Req, Res> = (request: Req) => Res | Promise<Res>;
 export function processMonitorService(
   deps: ServiceDeps,
 ): GrpcServiceImplementation<typeof ProcessMonitor> {
-  const { control, supervisor, events, logger } = deps;
+  const { control, supervisor, events, logger, limits } = deps;
 
   function unary<Req, Res>(handler: Handler<Req, Res>) {
     return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
@@ -105,6 +109,12 @@ export function processMonitorService(
     ),
     watchEvents: (call: ServerWritableStream<WatchEventsRequest, WatchEventsResponse>) => {
       const request = call.request;
+      try {
+        checkWatchedNames(request.names, limits.maxProcesses);
+      } catch (err) {
+        call.emit("error", toServiceError(err, logger));
+        return;
+      }
       const filter = { names: new Set(request.names), includeOutput: request.includeOutput };
       // Headers first, in the same tick as the subscription: when the client
       // sees them, no later event can be missed.
@@ -148,4 +158,26 @@ export function processMonitorService(
       call.on("error", cancel);
     },
   };
+}
+
+/**
+ * A watch filter names at most as many processes as may be registered, and
+ * each one a valid name: a name that can never exist would never match.
+ * @throws ProcmonError invalid_argument naming the problem.
+ */
+function checkWatchedNames(names: readonly string[], maxProcesses: number): void {
+  if (names.length > maxProcesses) {
+    throw new ProcmonError(
+      "invalid_argument",
+      `names lists ${names.length} processes, over the ${maxProcesses} that may be registered (--max-processes): watch them all (names empty) and filter`,
+    );
+  }
+  names.forEach((name, i) => {
+    if (!isProcessName(name)) {
+      throw new ProcmonError(
+        "invalid_argument",
+        `names[${i}] ${quote(name)} is not a process name: use ${NAME_RULE}`,
+      );
+    }
+  });
 }
