@@ -239,6 +239,11 @@ describe("an unusable state file", () => {
         "a spec it cannot read",
         JSON.stringify({ ...state, processes: [{ ...web, spec: { ...web.spec, bogus: true } }] }),
       ],
+      [
+        // Read, but refused as AddProcess would refuse it: it would fail to spawn for ever.
+        "a spec that does not validate",
+        JSON.stringify({ ...state, processes: [{ ...web, spec: { ...web.spec, args: [] } }] }),
+      ],
     ];
     // Independent daemons: run side by side.
     await Promise.all(
@@ -256,6 +261,11 @@ describe("an unusable state file", () => {
         expect({ what, code: run.code }).toEqual({ what, code: 1 });
         expect(run.stderr).toContain(`state file ${stateFile} `);
         expect(run.stderr).toContain("left untouched");
+        if (what === "a spec that does not validate") {
+          expect(run.stderr).toContain(
+            'holds a process that is not valid (processes[0] "web": args must not be empty',
+          );
+        }
         const same = readFileSync(stateFile, "utf8") === text;
         expect({ what, same }).toEqual({ what, same: true });
         // Nothing else was written, and no socket was left; the lock file stays (it

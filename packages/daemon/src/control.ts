@@ -12,7 +12,7 @@ import { quote } from "./core/quote.js";
 import type { Supervisor } from "./core/supervisor.js";
 import type { ProcessSpec, ProcessView } from "./core/types.js";
 import type { EventLog } from "./events/event-log.js";
-import { specFromProto, specToProto } from "./transport/convert.js";
+import { specToProto } from "./transport/convert.js";
 
 /** Caps that keep one client from exhausting the daemon. */
 export interface Limits {
@@ -120,15 +120,20 @@ export class Control {
     const names = new Set<string>();
     const entries = state.processes.map((persisted, i) => {
       let spec: ProcessSpec;
+      const where = `processes[${i}]`;
+      let wire: ProcessSpecProto;
       try {
-        spec = specFromProto(
-          fromJson(ProcessSpecSchema, persisted.spec as JsonValue),
-          validation.defaults,
-        );
+        wire = fromJson(ProcessSpecSchema, persisted.spec as JsonValue);
       } catch (err) {
         // The file was written by us: a spec we cannot read means it was edited by hand.
+        throw unusable(`holds a process that cannot be read (${where}: ${(err as Error).message})`);
+      }
+      try {
+        // As AddProcess would, but for the files: see ValidateSpecOptions.checkFiles.
+        spec = validateSpec(wire, { ...validation, checkFiles: false });
+      } catch (err) {
         throw unusable(
-          `holds a process that cannot be read (processes[${i}]: ${(err as Error).message})`,
+          `holds a process that is not valid (${where} ${quote(wire.name)}: ${(err as Error).message})`,
         );
       }
       if (names.has(spec.name)) throw unusable(`holds process "${spec.name}" twice`);
@@ -137,8 +142,6 @@ export class Control {
     });
     this.reserveSeqsSync(state);
     for (const { spec, persisted } of entries) {
-      // Not validated again: an executable that vanished meanwhile is the
-      // supervisor's to retry with backoff, not a reason to lose the process.
       supervisor.restore(spec, persisted.intent);
       this.sources.set(spec.name, persisted.source);
     }

@@ -151,6 +151,7 @@ async function start(
   await prepareSocketPath(socketPath, options.socketGroup);
   const store =
     options.stateFile === undefined ? undefined : new StateFileWriter(options.stateFile);
+  store?.sweepTemps();
   const saved = options.stateFile === undefined ? undefined : readStateFile(options.stateFile);
   const loadConfig = () =>
     options.configFile === undefined ? [] : loadConfigFile(options.configFile, validation);

@@ -277,6 +277,14 @@ describe("restore", () => {
     });
   });
 
+  it("keeps a process whose executable is gone: the supervisor retries it with backoff", () => {
+    const h = harness({ continueAfterSeq: 41n });
+    // /bin/web does not exist on this machine, as an executable removed while the daemon was down.
+    const state = saved([{ spec: web, intent: "running", source: "api" }]);
+    h.control.restore(state);
+    expect(h.supervisor.get("web").intent).toBe("running");
+  });
+
   it("reserves the next block of seqs in the file, keeping its registry", () => {
     const h = harness({ continueAfterSeq: 41n });
     const state = saved([{ spec: web, intent: "running", source: "api" }]);
@@ -303,6 +311,16 @@ describe("restore", () => {
         { spec: web, intent: "stopped", source: "api" },
       ],
       /holds process "web" twice/,
+    ],
+    [
+      "a spec AddProcess would refuse: no args",
+      [{ spec: { ...web, args: [] }, intent: "running", source: "api" }],
+      /holds a process that is not valid \(processes\[1\] "web": args must not be empty/,
+    ],
+    [
+      "a spec AddProcess would refuse: a zero kill_time",
+      [{ spec: { ...web, killTime: "0s" }, intent: "stopped", source: "config" }],
+      /processes\[1\] "web": kill_time must be positive/,
     ],
   ] as const)(
     "refuses %s before anything starts; the file is untouched",

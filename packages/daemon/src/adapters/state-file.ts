@@ -1,15 +1,18 @@
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import {
   closeSync,
+  constants,
   fsyncSync,
   mkdirSync,
   openSync,
+  readdirSync,
   readFileSync,
   renameSync,
+  rmSync,
   writeSync,
 } from "node:fs";
-import { open, rename } from "node:fs/promises";
-import { dirname } from "node:path";
+import { open, rename, rm } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 import { ProcmonError } from "../core/errors.js";
 
 /** Where a registered process came from: the config file owns its entries, the API the rest. */
@@ -115,24 +118,49 @@ export class StateFileWriter {
 
   /**
    * Writes `state` synchronously: for start-up, before any save().
-   * @throws Error while a save() is in flight: both would write the same temp
-   * file, and the state file could end up torn or empty.
+   * @throws Error while a save() is in flight: the two renames would race,
+   * and the older state could win.
    */
   saveSync(state: PersistedState): void {
     if (this.#writing) {
       throw new Error(`state file ${this.path}: a synchronous save while a save() is in flight`);
     }
     mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
-    const temp = `${this.path}.tmp`;
-    const fd = openSync(temp, "w", 0o600);
+    const temp = tempPath(this.path);
+    const fd = openSync(temp, TEMP_FLAGS, 0o600);
+    let isOpen = true;
     try {
       writeSync(fd, serialise(state));
       fsyncSync(fd);
-    } finally {
+      isOpen = false;
       closeSync(fd);
+      renameSync(temp, this.path);
+    } catch (err) {
+      if (isOpen) closeSync(fd);
+      rmSync(temp, { force: true });
+      throw err;
     }
-    renameSync(temp, this.path);
     fsyncDirectorySync(dirname(this.path));
+  }
+
+  /**
+   * Removes the temp files that writes cut short (a crash, a power cut) left
+   * beside the state file. Only for the holder of the state file's lock: no
+   * other daemon writes there then.
+   */
+  sweepTemps(): void {
+    const prefix = `${basename(this.path)}.`;
+    let names: string[];
+    try {
+      names = readdirSync(dirname(this.path));
+    } catch {
+      return; // no directory yet: nothing was ever written
+    }
+    for (const name of names) {
+      if (name.startsWith(prefix) && TEMP_SUFFIX.test(name.slice(prefix.length))) {
+        rmSync(join(dirname(this.path), name), { force: true });
+      }
+    }
   }
 
   /**
@@ -167,15 +195,20 @@ export class StateFileWriter {
   }
 
   async #write(state: PersistedState): Promise<void> {
-    const temp = `${this.path}.tmp`;
-    const file = await open(temp, "w", 0o600);
+    const temp = tempPath(this.path);
+    const file = await open(temp, TEMP_FLAGS, 0o600);
+    let isOpen = true;
     try {
       await file.writeFile(serialise(state));
       await file.sync();
-    } finally {
+      isOpen = false;
       await file.close();
+      await rename(temp, this.path);
+    } catch (err) {
+      if (isOpen) await file.close();
+      await rm(temp, { force: true });
+      throw err;
     }
-    await rename(temp, this.path);
     const dir = await open(dirname(this.path), "r");
     try {
       await dir.sync();
@@ -184,6 +217,21 @@ export class StateFileWriter {
     }
   }
 }
+
+/**
+ * The temp file is created, never opened if it exists (O_EXCL) and never
+ * through a symlink (O_NOFOLLOW): a file or link planted in the directory
+ * cannot redirect or share a write.
+ */
+const TEMP_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+
+/** A name of its own for each write, beside the state file, so that the rename is atomic. */
+function tempPath(path: string): string {
+  return `${path}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`;
+}
+
+/** What {@link tempPath} puts after `<state file>.`. */
+const TEMP_SUFFIX = /^\d+\.[0-9a-f]{12}\.tmp$/;
 
 function serialise(state: PersistedState): string {
   // Compact: a registry of thousands is rewritten on every change.

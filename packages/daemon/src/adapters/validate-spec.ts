@@ -18,6 +18,13 @@ export interface ValidateSpecOptions {
   readonly daemonUid: number;
   /** The daemon's own gid: a process may always run as it. */
   readonly daemonGid: number;
+  /**
+   * Whether the executable and cwd must be usable now. Defaults to true. A
+   * spec restored from the state file is held to every other rule, but not to
+   * this: an executable that vanished meanwhile is the supervisor's to retry
+   * with backoff, not a reason to lose the process.
+   */
+  readonly checkFiles?: boolean;
 }
 
 // Node's spawn takes uid/gid as int32, so larger ids would throw at spawn time.
@@ -53,7 +60,8 @@ export function validateSpec(
 
   if (spec.cwd.includes("\0")) throw invalid(`cwd ${quote(spec.cwd)} contains a NUL character`);
   const runsAsDaemon = spec.uid === undefined || spec.uid === opts.daemonUid;
-  if (spec.cwd !== "") checkCwd(spec.cwd, runsAsDaemon);
+  const checkFiles = opts.checkFiles ?? true;
+  if (spec.cwd !== "" && checkFiles) checkCwd(spec.cwd, runsAsDaemon);
 
   for (const [key, value] of Object.entries(spec.env)) {
     if (key === "" || key.includes("=") || key.includes("\0")) {
@@ -75,10 +83,12 @@ export function validateSpec(
   }
 
   // Resolved with the checked env and cwd, as the spawner will.
-  resolveExecutable(executable, {
-    pathEnv: effectivePath(spec.env, spec.clearEnv),
-    cwd: resolve(spec.cwd),
-  });
+  if (checkFiles) {
+    resolveExecutable(executable, {
+      pathEnv: effectivePath(spec.env, spec.clearEnv),
+      cwd: resolve(spec.cwd),
+    });
+  }
 
   checkId("uid", spec.uid, opts.daemonUid, opts.daemonUid);
   checkId("gid", spec.gid, opts.daemonGid, opts.daemonUid);

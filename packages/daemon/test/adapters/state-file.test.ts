@@ -1,16 +1,18 @@
 // The state file: what readStateFile refuses (so the daemon never wipes a
 // registry it cannot read), and what StateFileWriter writes, atomically.
 import {
-  existsSync,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   emptyState,
@@ -134,14 +136,18 @@ describe("readStateFile", () => {
 });
 
 describe("StateFileWriter", () => {
-  const tmpOf = (path: string) => `${path}.tmp`;
+  /** The temp files of writes beside `path` (none is left after a write). */
+  const tempsOf = (path: string) =>
+    readdirSync(dirname(path)).filter(
+      (f) => f.startsWith(`${basename(path)}.`) && f.endsWith(".tmp"),
+    );
 
   it("saveSync writes what readStateFile reads back, mode 0600, no temp file left", () => {
     const path = join(dir, "state.json");
     new StateFileWriter(path).saveSync(state(3, 4));
     expect(readStateFile(path)).toEqual(state(3, 4));
     expect(statSync(path).mode & 0o777).toBe(0o600);
-    expect(existsSync(tmpOf(path))).toBe(false);
+    expect(tempsOf(path)).toEqual([]);
   });
 
   it("saveSync creates a missing directory, mode 0700", () => {
@@ -166,7 +172,7 @@ describe("StateFileWriter", () => {
     await writer.save(state(5, 3));
     expect(readStateFile(path)).toEqual(state(5, 3));
     expect(statSync(path).mode & 0o777).toBe(0o600);
-    expect(existsSync(tmpOf(path))).toBe(false);
+    expect(tempsOf(path)).toEqual([]);
     // And again, over the existing file.
     await writer.save(state(6, 1));
     expect(readStateFile(path)).toEqual(state(6, 1));
@@ -179,7 +185,7 @@ describe("StateFileWriter", () => {
     await expect(Promise.all(saves)).resolves.toHaveLength(50);
     expect(readStateFile(path)).toEqual(state(49, 5));
     expect(statSync(path).mode & 0o777).toBe(0o600);
-    expect(existsSync(tmpOf(path))).toBe(false);
+    expect(tempsOf(path)).toEqual([]);
   });
 
   it("a save requested after the others resolve is written too", async () => {
@@ -201,23 +207,40 @@ describe("StateFileWriter", () => {
     expect(readStateFile(path)?.seqReservedUpTo).toBe("4");
   });
 
-  it("ignores a leftover temp file of a cut-short write, and replaces it", async () => {
+  it("ignores a leftover temp file of a cut-short write, and sweeps it", async () => {
     const path = join(dir, "state.json");
     const writer = new StateFileWriter(path);
     writer.saveSync(state(1));
     // A power cut during the next write: the rename never happened.
-    writeFileSync(tmpOf(path), valid.slice(0, 40), { mode: 0o600 });
+    const leftover = `${path}.4242.0123456789ab.tmp`;
+    writeFileSync(leftover, valid.slice(0, 40), { mode: 0o600 });
     expect(readStateFile(path)).toEqual(state(1));
     await writer.save(state(2));
     expect(readStateFile(path)).toEqual(state(2));
-    expect(existsSync(tmpOf(path))).toBe(false);
+    // The next daemon, holding the lock, removes what a cut-short write left.
+    writer.sweepTemps();
+    expect(tempsOf(path)).toEqual([]);
+  });
+
+  it("never writes through a file or symlink planted where a temp file might go", async () => {
+    const path = join(dir, "state.json");
+    const victim = join(dir, "victim");
+    writeFileSync(victim, "precious\n");
+    // The name every write used to take, and the same for the synchronous write.
+    symlinkSync(victim, `${path}.tmp`);
+    const writer = new StateFileWriter(path);
+    writer.saveSync(state(1));
+    await writer.save(state(2));
+    expect(readFileSync(victim, "utf8")).toBe("precious\n");
+    expect(readStateFile(path)).toEqual(state(2));
+    expect(lstatSync(path).isSymbolicLink()).toBe(false);
   });
 
   it("refuses a synchronous save while a save is in flight, leaving that save whole", async () => {
     const path = join(dir, "state.json");
     const writer = new StateFileWriter(path);
     const pending = writer.save(state(1, 1));
-    // Both would write `<path>.tmp`: the file could end up torn or empty.
+    // The two renames would race, and the older state could win.
     expect(() => writer.saveSync(state(2, 6))).toThrow(/in flight/);
     await pending;
     expect(readStateFile(path)).toEqual(state(1, 1));
