@@ -76,7 +76,12 @@ export class Control {
 
   /** Stops and forgets a process. */
   async remove(name: string): Promise<ProcessView> {
-    const view = await this.deps.supervisor.remove(name);
+    this.deps.supervisor.get(name); // not_found before anything is written
+    const exited = this.deps.supervisor.remove(name);
+    // Gone from the file before the exit is awaited: a daemon killed
+    // mid-remove must not bring the process back.
+    await this.persistBefore(exited);
+    const view = await exited;
     this.sources.delete(name);
     await this.persist();
     return view;
@@ -89,7 +94,12 @@ export class Control {
 
   /** Stops a process and keeps it stopped. */
   async stop(name: string): Promise<ProcessView> {
-    return this.persisted(this.deps.supervisor.stop(name));
+    this.deps.supervisor.get(name); // not_found before anything is written
+    const exited = this.deps.supervisor.stop(name);
+    // The stopped intent is on disk before the exit is awaited: a daemon
+    // killed mid-stop (kill_time can be long) must not bring it back running.
+    await this.persistBefore(exited);
+    return this.persisted(exited);
   }
 
   /** Restarts a process at once. */
@@ -222,12 +232,26 @@ export class Control {
       version: 1,
       instance: this.deps.instance,
       seqReservedUpTo: String(this.seqReservedUpTo),
-      processes: this.deps.supervisor.list().map((view) => ({
+      // One being removed is gone for the next daemon, which sweeps what it left.
+      processes: this.deps.supervisor
+        .list()
+        .filter((view) => !view.removing)
+        .map((view) => ({
         spec: specJson(view.spec),
         intent: view.intent,
         source: this.sources.get(view.spec.name) ?? "api",
       })),
     };
+  }
+
+  /**
+   * Persists the registry as a change still under way (`change`, which
+   * resolves once the process has exited) has already made it.
+   */
+  private async persistBefore(change: Promise<unknown>): Promise<void> {
+    // Awaited by the caller after this write; meanwhile not an unhandled rejection.
+    change.catch(() => {});
+    await this.persist();
   }
 
   private async persisted<T>(change: Promise<T>): Promise<T> {

@@ -131,6 +131,15 @@ const registry = (state: PersistedState) =>
     state.processes.map((p) => [(p.spec as { name: string }).name, [p.intent, p.source]]),
   );
 
+/** Polls `condition` (a file the control writes) until it holds; fails after 2 s. */
+async function until(condition: () => boolean): Promise<void> {
+  const deadline = Date.now() + 2_000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error("condition not met within 2s");
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
 /** The error `promise` rejects with, checked to be a ProcmonError. */
 async function rejection(promise: Promise<unknown>): Promise<ProcmonError> {
   try {
@@ -186,6 +195,26 @@ describe("every change is in the state file before the call resolves", () => {
     expect(h.saved().processes).toEqual([]);
   });
 
+  it("stop and remove are on disk before the exits they wait for", async () => {
+    const h = harness();
+    h.control.reserveSeqsSync();
+    await h.control.add(sleeper("web"));
+    await h.control.add(sleeper("db"));
+    // A daemon killed now, with both still stopping, must not bring either back.
+    const stopping = h.control.stop("web");
+    const removing = h.control.remove("db");
+    await until(() => {
+      const saved = registry(h.saved());
+      return saved.web?.[0] === "stopped" && saved.db === undefined;
+    });
+    expect(h.supervisor.get("web").state).toBe("stopping");
+    expect(h.supervisor.get("db").state).toBe("stopping");
+    h.spawner.of("web").kill("SIGTERM");
+    h.spawner.of("db").kill("SIGTERM");
+    await Promise.all([stopping, removing]);
+    expect(registry(h.saved())).toEqual({ web: ["stopped", "api"] });
+  });
+
   it("a refused call leaves the file as it was", async () => {
     const h = harness();
     h.control.reserveSeqsSync();
@@ -194,6 +223,7 @@ describe("every change is in the state file before the call resolves", () => {
     await rejection(h.control.add(sleeper("web")));
     await rejection(h.control.add(proto({ name: "bad name", args: ["sleep"] })));
     await rejection(h.control.stop("nope"));
+    await rejection(h.control.remove("nope"));
     expect(readFileSync(statePath, "utf8")).toBe(before);
   });
 });

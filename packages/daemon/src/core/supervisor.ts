@@ -481,6 +481,7 @@ export class Supervisor {
       restartDelayMs: entry.backoff.delayMs,
       intent: entry.intent,
       lastSpawnError: entry.lastSpawnError,
+      removing: state.kind === "stopping" && state.after === "forget",
     };
   }
 }

@@ -68,4 +68,6 @@ export interface ProcessView {
   readonly intent: Intent;
   /** Why the latest spawn failed; undefined once one has succeeded. */
   readonly lastSpawnError: string | undefined;
+  /** True while it is being stopped to be forgotten (RemoveProcess has not answered yet). */
+  readonly removing: boolean;
 }

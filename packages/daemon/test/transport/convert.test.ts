@@ -47,6 +47,7 @@ const VIEW: ProcessView = {
   nextRestartAtWallMs: 1_700_000_001_999.5,
   restartDelayMs: 2_000.000_000_1,
   lastSpawnError: 'cannot spawn "sleep": EMFILE: too many open files',
+  removing: false,
 };
 
 describe("durations and timestamps", () => {
