@@ -66,6 +66,7 @@ type EventKind =
   | "killed"
   | "spawnFailed"
   | "output"
+  | "stopped"
   | undefined;
 
 const socket = process.argv[2];

@@ -237,10 +237,10 @@ export class Control {
         .list()
         .filter((view) => !view.removing)
         .map((view) => ({
-        spec: specJson(view.spec),
-        intent: view.intent,
-        source: this.sources.get(view.spec.name) ?? "api",
-      })),
+          spec: specJson(view.spec),
+          intent: view.intent,
+          source: this.sources.get(view.spec.name) ?? "api",
+        })),
     };
   }
 
