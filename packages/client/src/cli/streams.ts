@@ -8,7 +8,7 @@ import {
 } from "../errors.js";
 import { type Event, EventSchema } from "../gen/procmon/v1/procmon_pb.js";
 import { eventLine } from "./format.js";
-import { printJson, printLine, quickCall, type Session } from "./session.js";
+import { printJson, printLine, printNote, quickCall, type Session } from "./session.js";
 
 /** The flags of `watch`, parsed. */
 export interface WatchFlags {
@@ -38,7 +38,7 @@ export async function watch(session: Session, names: string[], flags: WatchFlags
     const includeOutput = flags.output ?? false;
     for await (const event of session.client.watch({ names, includeOutput, afterSeq, signal })) {
       if (session.globals.json) printJson(session, EventSchema, event);
-      else printLine(session, eventLine(event));
+      else printLine(session, eventLine(event, session.safe));
     }
   });
 }
@@ -76,7 +76,11 @@ export async function logs(session: Session, name: string, flags: LogsFlags): Pr
     for await (const event of events) {
       if (event.process !== name || event.kind.case !== "output") continue;
       if (session.globals.json) printJson(session, EventSchema, event);
-      else session.io.out(`${event.kind.value.line}${event.kind.value.partial ? "" : "\n"}`);
+      else {
+        // The newline is the CLI's (a line never holds one): it stays, the line is escaped.
+        const { line, partial } = event.kind.value;
+        session.io.out(`${session.safe(line)}${partial ? "" : "\n"}`);
+      }
     }
   });
 }
@@ -115,7 +119,7 @@ async function* resuming(
       if (oldest !== undefined && oldest > cursor) {
         // Before anything was printed, this is just the retention window; after, a gap.
         if (delivered) {
-          session.io.err(`procmonctl: events up to #${oldest} are no longer kept; skipping them\n`);
+          printNote(session.io, `events up to #${oldest} are no longer kept; skipping them`);
         }
         cursor = oldest;
         continue;
