@@ -45,7 +45,7 @@ export type ProcessSpecInit = MessageInitShape<typeof ProcessSpecSchema>;
 /** WatchEvents' request as a plain object. */
 export type WatchEventsInit = MessageInitShape<typeof WatchEventsRequestSchema>;
 
-/** What `watch()` follows. */
+/** What `watch()` follows, and how long it keeps reconnecting. */
 export interface WatchOptions {
   /** Only these processes; empty or unset for all. */
   readonly names?: readonly string[];
@@ -55,8 +55,47 @@ export interface WatchOptions {
   readonly afterSeq?: bigint;
   /** Ends the iteration when aborted. */
   readonly signal?: AbortSignal;
-  /** The first reconnection delay, doubled up to 2 s. Defaults to 100. */
+  /**
+   * The first reconnection delay, doubled up to 2 s and back to this once an
+   * event is delivered. Defaults to 100.
+   */
   readonly reconnectDelayMs?: number;
+  /**
+   * Called before each reconnection, with the attempt, the delay before it
+   * and the error that broke the stream. An error it throws ends the
+   * iteration with that error. Defaults to none.
+   */
+  readonly onReconnect?: (reconnection: Reconnection) => void;
+  /**
+   * How many reconnections it makes in a row without getting a live stream:
+   * once that many have failed, the iteration throws the last error. 0: the
+   * first break throws. Defaults to `Infinity` (reconnect for ever).
+   */
+  readonly maxReconnectAttempts?: number;
+  /**
+   * How long, in ms from the moment the stream broke, reconnecting may go
+   * on: the last attempt is made when it has passed, and if that fails the
+   * iteration throws its error. 0: the first break throws. Defaults to
+   * `Infinity` (reconnect for ever).
+   */
+  readonly reconnectTimeoutMs?: number;
+}
+
+/**
+ * What `watch()` tells `onReconnect`. The count starts again once a stream
+ * is live (the daemon acknowledged it or delivered an event), so it counts
+ * the failures since the watch last worked.
+ */
+export interface Reconnection {
+  /** 1 for the first reconnection since the stream was last live, then 2, 3... */
+  readonly attempt: number;
+  /** How long it waits before connecting again, in ms. */
+  readonly delayMs: number;
+  /**
+   * Why: what ended the stream, or failed the previous attempt. A stream the
+   * daemon ended cleanly (it was shutting down) is an UNAVAILABLE saying so.
+   */
+  readonly error: ProcmonError;
 }
 
 /** The answer of ListProcesses. */
@@ -93,7 +132,9 @@ export interface ProcmonClient {
    * Events as an endless async iterable that survives broken streams and
    * daemon restarts: it reconnects and resumes after the last seq it
    * delivered. Ends when `options.signal` aborts.
-   * @throws ProcmonError OUT_OF_RANGE when resuming is impossible (list again).
+   * @throws ProcmonError OUT_OF_RANGE when resuming is impossible (list again);
+   *   the last error (UNAVAILABLE, say) once `maxReconnectAttempts` or
+   *   `reconnectTimeoutMs` is spent.
    */
   watch(options?: WatchOptions): AsyncIterable<Event>;
   /** Closes the connection; later calls reject with FAILED_PRECONDITION. */
@@ -170,7 +211,7 @@ export function createClient(options: ClientOptions = {}): ProcmonClient {
     method: DescMethodServerStreaming<I, O>,
     input: MessageInitShape<I>,
     options: CallOptions | undefined,
-    onCleanEnd?: (trailers: Metadata) => void,
+    hooks: StreamHooks = {},
   ): AsyncIterable<MessageShape<O>> {
     return {
       async *[Symbol.asyncIterator]() {
@@ -189,11 +230,14 @@ export function createClient(options: ClientOptions = {}): ProcmonClient {
         const onAbort = () => call.cancel();
         signal?.addEventListener("abort", onAbort, { once: true });
         const status = new Promise<StatusObject>((resolve) => call.once("status", resolve));
+        // Response headers: the daemon sends them once the stream is in place.
+        // A status with no headers before it (trailers-only) emits none.
+        if (hooks.onLive) call.once("metadata", hooks.onLive);
         try {
           for await (const message of call) yield message as MessageShape<O>;
-          if (onCleanEnd) {
+          if (hooks.onCleanEnd) {
             const { code, metadata } = await status;
-            if (code === Code.OK) onCleanEnd(metadata);
+            if (code === Code.OK) hooks.onCleanEnd(metadata);
           }
         } catch (err) {
           throw ProcmonError.from(err, socket);
@@ -212,8 +256,8 @@ export function createClient(options: ClientOptions = {}): ProcmonClient {
     return process;
   };
 
-  const events: RawWatch = (request, o, onCleanEnd) => {
-    const stream = serverStream(m.watchEvents, request, o, onCleanEnd);
+  const events: RawWatch = (request, o, hooks) => {
+    const stream = serverStream(m.watchEvents, request, o, hooks);
     return {
       async *[Symbol.asyncIterator]() {
         for await (const { event } of stream) if (event) yield event;
@@ -234,9 +278,8 @@ export function createClient(options: ClientOptions = {}): ProcmonClient {
       const { processes, lastEventSeq } = await unary(m.listProcesses, {}, o);
       return { processes, lastEventSeq };
     },
-    // The third parameter is watch()'s clean-end hook, not part of the public type.
-    watchEvents: (request = {}, o, onCleanEnd?: (trailers: Metadata) => void) =>
-      events(request, o, onCleanEnd),
+    // The third parameter is watch()'s hooks, not part of the public type.
+    watchEvents: (request = {}, o, hooks?: StreamHooks) => events(request, o, hooks),
     watch: (o = {}) => watchWithResume(client, o),
     close: () => {
       closed = true;
@@ -254,11 +297,19 @@ const MAX_RECONNECT_DELAY_MS = 2_000;
  */
 export const LAST_SEQ_KEY = "procmon-last-seq";
 
-/** WatchEvents, telling `onCleanEnd` the trailers when the daemon ends the stream cleanly. */
+/** What watch() learns of a stream that the messages do not say. */
+interface StreamHooks {
+  /** The response headers arrived: the daemon has the subscription in place. */
+  readonly onLive?: () => void;
+  /** The daemon ended the stream cleanly (status OK), with these trailers. */
+  readonly onCleanEnd?: (trailers: Metadata) => void;
+}
+
+/** WatchEvents, with the hooks watch() needs. */
 type RawWatch = (
   request: WatchEventsInit,
   options: CallOptions | undefined,
-  onCleanEnd?: (trailers: Metadata) => void,
+  hooks?: StreamHooks,
 ) => AsyncIterable<Event>;
 
 /** Errors after which a resumed stream may succeed. */
@@ -277,10 +328,12 @@ async function* watchWithResume(
   options: WatchOptions,
 ): AsyncGenerator<Event> {
   // Through the client's own method (so a wrapped one is honoured), which
-  // also takes the clean-end hook its public type does not show.
+  // also takes the hooks its public type does not show.
   const watchEvents = client.watchEvents.bind(client) as RawWatch;
-  const { signal } = options;
+  const { signal, onReconnect } = options;
   const firstDelay = options.reconnectDelayMs ?? 100;
+  const maxAttempts = limitOption(options, "maxReconnectAttempts");
+  const timeoutMs = limitOption(options, "reconnectTimeoutMs");
   let delay = firstDelay;
   // Aborted, even before it began: the iteration ends, it does not throw.
   if (signal?.aborted) return;
@@ -294,7 +347,16 @@ async function* watchWithResume(
     if (signal?.aborted) return;
     throw err;
   }
+  // The reconnections that failed since the stream was last live, and when
+  // it broke: a stream that is live (acknowledged, even if quiet) starts both afresh.
+  let failed = 0;
+  let brokenAtMs: number | undefined;
+  const live = () => {
+    failed = 0;
+    brokenAtMs = undefined;
+  };
   while (!signal?.aborted) {
+    let error: ProcmonError;
     try {
       const stream = watchEvents(
         {
@@ -304,29 +366,63 @@ async function* watchWithResume(
         },
         // Endless: the client's default deadline (meant for unary calls) must not end it.
         { ...(signal ? { signal } : {}), timeoutMs: Number.POSITIVE_INFINITY },
-        (trailers) => {
-          // A clean end (daemon shutdown) sent everything this filter selects up
-          // to the daemon's last seq: resume from there, even if the last event
-          // this watcher received was older (it filters by name).
-          const [last] = trailers.get(LAST_SEQ_KEY);
-          if (typeof last === "string" && /^\d+$/.test(last) && BigInt(last) > cursor) {
-            cursor = BigInt(last);
-          }
+        {
+          onLive: live,
+          onCleanEnd: (trailers) => {
+            // A clean end (daemon shutdown) sent everything this filter selects up
+            // to the daemon's last seq: resume from there, even if the last event
+            // this watcher received was older (it filters by name).
+            const [last] = trailers.get(LAST_SEQ_KEY);
+            if (typeof last === "string" && /^\d+$/.test(last) && BigInt(last) > cursor) {
+              cursor = BigInt(last);
+            }
+          },
         },
       );
       for await (const event of stream) {
+        live();
         delay = firstDelay;
         cursor = event.seq;
         yield event;
       }
+      error = new ProcmonError(
+        Code.UNAVAILABLE,
+        `procmond at ${client.socket} ended the stream (it is shutting down)`,
+      );
     } catch (err) {
-      const error = ProcmonError.from(err, client.socket);
+      error = ProcmonError.from(err, client.socket);
       if (signal?.aborted) return;
       if (!isTransient(error)) throw error;
     }
-    await sleep(delay, signal);
+    if (signal?.aborted) return;
+    // Monotonic: a change of the wall clock must not cut or stretch the wait.
+    const nowMs = performance.now();
+    brokenAtMs ??= nowMs;
+    failed += 1;
+    const leftMs = timeoutMs - (nowMs - brokenAtMs);
+    if (failed > maxAttempts || leftMs <= 0) throw error;
+    // The last attempt is made when the time is up, not after it.
+    const delayMs = Math.min(delay, leftMs);
+    onReconnect?.({ attempt: failed, delayMs, error });
+    await sleep(delayMs, signal);
     delay = Math.min(delay * 2, MAX_RECONNECT_DELAY_MS);
   }
+}
+
+/** A give-up bound of watch(): a number ≥ 0 (`Infinity` by default). */
+function limitOption(
+  options: WatchOptions,
+  name: "maxReconnectAttempts" | "reconnectTimeoutMs",
+): number {
+  const value = options[name] ?? Number.POSITIVE_INFINITY;
+  // NaN would never compare as spent, and as a delay it would spin.
+  if (!(value >= 0)) {
+    throw new ProcmonError(
+      Code.INVALID_ARGUMENT,
+      `watch(): ${name} must be a number of 0 or more, not ${value}`,
+    );
+  }
+  return value;
 }
 
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {

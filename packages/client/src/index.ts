@@ -6,6 +6,7 @@ export {
   type ProcessList,
   type ProcessSpecInit,
   type ProcmonClient,
+  type Reconnection,
   type WatchEventsInit,
   type WatchOptions,
 } from "./client.js";

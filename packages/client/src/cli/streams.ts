@@ -1,4 +1,5 @@
 // The commands that follow the event stream: watch and logs.
+import type { Reconnection } from "../client.js";
 import {
   Code,
   hasCode,
@@ -36,7 +37,9 @@ export async function watch(session: Session, names: string[], flags: WatchFlags
       flags.since ??
       (await session.client.listProcesses({ ...quickCall(session), signal })).lastEventSeq;
     const includeOutput = flags.output ?? false;
-    for await (const event of session.client.watch({ names, includeOutput, afterSeq, signal })) {
+    const onReconnect = noteReconnection(session);
+    const events = session.client.watch({ names, includeOutput, afterSeq, signal, onReconnect });
+    for await (const event of events) {
       if (session.globals.json) printJson(session, EventSchema, event);
       else printLine(session, eventLine(event, session.safe));
     }
@@ -68,7 +71,13 @@ export async function logs(session: Session, name: string, flags: LogsFlags): Pr
 
     const events = flags.follow
       ? resuming(session, 0n, undefined, (afterSeq) =>
-          client.watch({ names: [name], includeOutput: true, afterSeq, signal }),
+          client.watch({
+            names: [name],
+            includeOutput: true,
+            afterSeq,
+            signal,
+            onReconnect: noteReconnection(session),
+          }),
         )
       : resuming(session, 0n, lastEventSeq, (afterSeq) =>
           client.watchEvents({ includeOutput: true, afterSeq }, { signal }),
@@ -83,6 +92,21 @@ export async function logs(session: Session, name: string, flags: LogsFlags): Pr
       }
     }
   });
+}
+
+/**
+ * Says on stderr (never on stdout, which scripts read) that the stream broke
+ * and when the watch tries again: a watch that waits for a daemon that is
+ * gone should not look like a quiet one.
+ */
+function noteReconnection(session: Session): (reconnection: Reconnection) => void {
+  return ({ attempt, delayMs, error }) => {
+    const again = attempt === 1 ? "" : `, attempt ${attempt}`;
+    printNote(
+      session.io,
+      `connection lost (${error.message}), reconnecting in ${Math.round(delayMs)}ms${again}`,
+    );
+  };
 }
 
 /** How many reconnections in a row may deliver nothing before a replay gives up. */
