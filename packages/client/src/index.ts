@@ -1,14 +1,11 @@
+export type { CallOptions } from "./call-options.js";
 export {
-  type CallOptions,
   type ClientOptions,
   createClient,
-  LAST_SEQ_KEY,
   type ProcessList,
   type ProcessSpecInit,
   type ProcmonClient,
-  type Reconnection,
   type WatchEventsInit,
-  type WatchOptions,
 } from "./client.js";
 export {
   Code,
@@ -27,3 +24,4 @@ export {
   ProcmonError,
 } from "./errors.js";
 export { defaultSocketPath } from "./socket.js";
+export { LAST_SEQ_KEY, type Reconnection, type WatchOptions } from "./watch-resume.js";

@@ -1,5 +1,4 @@
 // The commands that follow the event stream: watch and logs.
-import type { Reconnection } from "../client.js";
 import {
   Code,
   hasCode,
@@ -8,6 +7,7 @@ import {
   type ProcmonError,
 } from "../errors.js";
 import { type Event, EventSchema } from "../gen/procmon/v1/procmon_pb.js";
+import type { Reconnection } from "../watch-resume.js";
 import { eventLine } from "./format.js";
 import { printJson, printLine, printNote, quickCall, type Session } from "./session.js";
 
