@@ -13,6 +13,7 @@ import {
   Metadata,
   type StatusObject,
 } from "@grpc/grpc-js";
+import type { CallOptions } from "./call-options.js";
 import { Code, ProcmonError } from "./errors.js";
 import {
   type Event,
@@ -23,6 +24,13 @@ import {
 } from "./gen/procmon/v1/procmon_pb.js";
 import { grpcMethodDefinition } from "./grpc-service.js";
 import { defaultSocketPath, socketPathProblem } from "./socket.js";
+import {
+  MAX_RECONNECT_DELAY_MS,
+  type RawWatch,
+  type StreamHooks,
+  type WatchOptions,
+  watchWithResume,
+} from "./watch-resume.js";
 
 /** How to reach procmond. */
 export interface ClientOptions {
@@ -32,32 +40,10 @@ export interface ClientOptions {
   readonly timeoutMs?: number;
 }
 
-/** Per-call options. */
-export interface CallOptions {
-  /** Aborting it cancels the call, which then rejects with CANCELLED. */
-  readonly signal?: AbortSignal;
-  /** Deadline in ms from now; overrides the client's. `Infinity`: none, whatever the client's. */
-  readonly timeoutMs?: number;
-}
-
 /** A process spec as a plain object or a message. */
 export type ProcessSpecInit = MessageInitShape<typeof ProcessSpecSchema>;
 /** WatchEvents' request as a plain object. */
 export type WatchEventsInit = MessageInitShape<typeof WatchEventsRequestSchema>;
-
-/** What `watch()` follows. */
-export interface WatchOptions {
-  /** Only these processes; empty or unset for all. */
-  readonly names?: readonly string[];
-  /** Also output lines. Defaults to false. */
-  readonly includeOutput?: boolean;
-  /** Start after this seq (replaying what the daemon kept); unset: from now. */
-  readonly afterSeq?: bigint;
-  /** Ends the iteration when aborted. */
-  readonly signal?: AbortSignal;
-  /** The first reconnection delay, doubled up to 2 s. Defaults to 100. */
-  readonly reconnectDelayMs?: number;
-}
 
 /** The answer of ListProcesses. */
 export interface ProcessList {
@@ -93,7 +79,9 @@ export interface ProcmonClient {
    * Events as an endless async iterable that survives broken streams and
    * daemon restarts: it reconnects and resumes after the last seq it
    * delivered. Ends when `options.signal` aborts.
-   * @throws ProcmonError OUT_OF_RANGE when resuming is impossible (list again).
+   * @throws ProcmonError OUT_OF_RANGE when resuming is impossible (list again);
+   *   the last error (UNAVAILABLE, say) once `maxReconnectAttempts` or
+   *   `reconnectTimeoutMs` is spent.
    */
   watch(options?: WatchOptions): AsyncIterable<Event>;
   /** Closes the connection; later calls reject with FAILED_PRECONDITION. */
@@ -182,7 +170,7 @@ export function createClient(options: ClientOptions = {}): ProcmonClient {
     method: DescMethodServerStreaming<I, O>,
     input: MessageInitShape<I>,
     options: CallOptions | undefined,
-    onCleanEnd?: (trailers: Metadata) => void,
+    hooks: StreamHooks = {},
   ): AsyncIterable<MessageShape<O>> {
     return {
       async *[Symbol.asyncIterator]() {
@@ -203,11 +191,14 @@ export function createClient(options: ClientOptions = {}): ProcmonClient {
         const onAbort = () => call.cancel();
         signal?.addEventListener("abort", onAbort, { once: true });
         const status = new Promise<StatusObject>((resolve) => call.once("status", resolve));
+        // Response headers: the daemon sends them once the stream is in place.
+        // A status with no headers before it (trailers-only) emits none.
+        if (hooks.onLive) call.once("metadata", hooks.onLive);
         try {
           for await (const message of call) yield message as MessageShape<O>;
-          if (onCleanEnd) {
+          if (hooks.onCleanEnd) {
             const { code, metadata } = await status;
-            if (code === Code.OK) onCleanEnd(metadata);
+            if (code === Code.OK) hooks.onCleanEnd(metadata);
           }
         } catch (err) {
           throw ProcmonError.from(err, socket);
@@ -226,8 +217,8 @@ export function createClient(options: ClientOptions = {}): ProcmonClient {
     return process;
   };
 
-  const events: RawWatch = (request, o, onCleanEnd) => {
-    const stream = serverStream(m.watchEvents, request, o, onCleanEnd);
+  const events: RawWatch = (request, o, hooks) => {
+    const stream = serverStream(m.watchEvents, request, o, hooks);
     return {
       async *[Symbol.asyncIterator]() {
         for await (const { event } of stream) if (event) yield event;
@@ -248,9 +239,8 @@ export function createClient(options: ClientOptions = {}): ProcmonClient {
       const { processes, lastEventSeq } = await unary(m.listProcesses, {}, o);
       return { processes, lastEventSeq };
     },
-    // The third parameter is watch()'s clean-end hook, not part of the public type.
-    watchEvents: (request = {}, o, onCleanEnd?: (trailers: Metadata) => void) =>
-      events(request, o, onCleanEnd),
+    // The third parameter is watch()'s hooks, not part of the public type.
+    watchEvents: (request = {}, o, hooks?: StreamHooks) => events(request, o, hooks),
     watch: (o = {}) => watchWithResume(client, o),
     close: () => {
       closed = true;
@@ -258,101 +248,6 @@ export function createClient(options: ClientOptions = {}): ProcmonClient {
     },
   };
   return client;
-}
-
-const MAX_RECONNECT_DELAY_MS = 2_000;
-
-/**
- * Trailer of a WatchEvents stream that the daemon ended cleanly (shutdown):
- * the subscriber has been sent everything up to this seq that it selects.
- */
-export const LAST_SEQ_KEY = "procmon-last-seq";
-
-/** WatchEvents, telling `onCleanEnd` the trailers when the daemon ends the stream cleanly. */
-type RawWatch = (
-  request: WatchEventsInit,
-  options: CallOptions | undefined,
-  onCleanEnd?: (trailers: Metadata) => void,
-) => AsyncIterable<Event>;
-
-/** Errors after which a resumed stream may succeed. */
-function isTransient(err: ProcmonError): boolean {
-  return (
-    err.code === Code.UNAVAILABLE ||
-    err.code === Code.RESOURCE_EXHAUSTED ||
-    err.code === Code.INTERNAL ||
-    err.code === Code.UNKNOWN ||
-    err.code === Code.CANCELLED
-  );
-}
-
-async function* watchWithResume(
-  client: ProcmonClient,
-  options: WatchOptions,
-): AsyncGenerator<Event> {
-  // Through the client's own method (so a wrapped one is honoured), which
-  // also takes the clean-end hook its public type does not show.
-  const watchEvents = client.watchEvents.bind(client) as RawWatch;
-  const { signal } = options;
-  const firstDelay = options.reconnectDelayMs ?? 100;
-  let delay = firstDelay;
-  // Aborted, even before it began: the iteration ends, it does not throw.
-  if (signal?.aborted) return;
-  // Without a cursor a reconnection could not know what it missed: take one now.
-  let cursor: bigint;
-  try {
-    cursor =
-      options.afterSeq ??
-      (await client.listProcesses({ ...(signal ? { signal } : {}) })).lastEventSeq;
-  } catch (err) {
-    if (signal?.aborted) return;
-    throw err;
-  }
-  while (!signal?.aborted) {
-    try {
-      const stream = watchEvents(
-        {
-          names: [...(options.names ?? [])],
-          includeOutput: options.includeOutput ?? false,
-          afterSeq: cursor,
-        },
-        // Endless: the client's default deadline (meant for unary calls) must not end it.
-        { ...(signal ? { signal } : {}), timeoutMs: Number.POSITIVE_INFINITY },
-        (trailers) => {
-          // A clean end (daemon shutdown) sent everything this filter selects up
-          // to the daemon's last seq: resume from there, even if the last event
-          // this watcher received was older (it filters by name).
-          const [last] = trailers.get(LAST_SEQ_KEY);
-          if (typeof last === "string" && /^\d+$/.test(last) && BigInt(last) > cursor) {
-            cursor = BigInt(last);
-          }
-        },
-      );
-      for await (const event of stream) {
-        delay = firstDelay;
-        cursor = event.seq;
-        yield event;
-      }
-    } catch (err) {
-      const error = ProcmonError.from(err, client.socket);
-      if (signal?.aborted) return;
-      if (!isTransient(error)) throw error;
-    }
-    await sleep(delay, signal);
-    delay = Math.min(delay * 2, MAX_RECONNECT_DELAY_MS);
-  }
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-    signal?.addEventListener("abort", done, { once: true });
-  });
 }
 
 function abortError(signal: AbortSignal): Error & { code: number; details: string } {

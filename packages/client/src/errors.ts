@@ -57,12 +57,9 @@ export class ProcmonError extends Error {
         !err.details.includes("procmond")
       ) {
         // grpc-js's own words ("No connection established. Last error: ...") stay in `cause`.
-        const reason = /(ENOENT|ECONNREFUSED|EACCES)/.exec(err.details)?.[1];
-        return new ProcmonError(
-          status.UNAVAILABLE,
-          `cannot connect to procmond at ${socket}: ${reason ? `${reason}, ` : ""}is it running?`,
-          { cause: err },
-        );
+        return new ProcmonError(status.UNAVAILABLE, unavailableSentence(err.details, socket), {
+          cause: err,
+        });
       }
       return new ProcmonError(err.code, err.details || codeName(err.code), {
         cause: err,
@@ -73,6 +70,42 @@ export class ProcmonError extends Error {
     return new ProcmonError(status.UNKNOWN, message, { cause: err });
   }
 }
+
+/**
+ * What happened to the connection, from the `details` of an UNAVAILABLE that
+ * grpc-js raised itself (the daemon's own UNAVAILABLE names procmond):
+ *
+ * - `No connection established. Last error: Error: connect ENOENT <path>`
+ *   (or ECONNREFUSED, EACCES): nothing listens there.
+ * - `No connection established. Last error: Failed to connect (<time>)`:
+ *   the socket accepted the connection and closed it before the HTTP/2
+ *   handshake. That is what a daemon out of file descriptors does: libuv
+ *   accepts and closes at once what it has no descriptor for. `Socket
+ *   closed`, `Connection closed before starting HTTP/2 handshake`,
+ *   ECONNRESET and EPIPE are the same story told at other moments.
+ * - `Connection dropped` (or ECONNRESET, EPIPE) without that prefix: the
+ *   connection was up, and went away during the call.
+ */
+function unavailableSentence(details: string, socket: string): string {
+  const notConnected = details.startsWith("No connection established");
+  const refused = notConnected
+    ? /\bconnect (ENOENT|ECONNREFUSED|EACCES)\b/.exec(details)?.[1]
+    : undefined;
+  if (refused) return `cannot connect to procmond at ${socket}: ${refused}, is it running?`;
+  if (notConnected && CLOSED_BEFORE_ANSWER.test(details)) {
+    return `procmond at ${socket} closed the connection before answering (it may be out of file descriptors: see its log)`;
+  }
+  if (!notConnected && DROPPED.test(details)) {
+    return `procmond at ${socket} dropped the connection during the call (it may have exited or crashed: see its log)`;
+  }
+  return `cannot connect to procmond at ${socket}: is it running?`;
+}
+
+/** grpc-js's words for a connection that was accepted and closed before the HTTP/2 handshake. */
+const CLOSED_BEFORE_ANSWER =
+  /Failed to connect|Socket closed|Connection closed before starting HTTP\/2 handshake|ECONNRESET|EPIPE/;
+/** grpc-js's words for an established connection that went away during a call. */
+const DROPPED = /Connection dropped|ECONNRESET|EPIPE/;
 
 /** True if `err` is a ProcmonError with `code`. */
 export function hasCode(err: unknown, code: Code): err is ProcmonError {

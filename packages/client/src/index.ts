@@ -1,13 +1,11 @@
+export type { CallOptions } from "./call-options.js";
 export {
-  type CallOptions,
   type ClientOptions,
   createClient,
-  LAST_SEQ_KEY,
   type ProcessList,
   type ProcessSpecInit,
   type ProcmonClient,
   type WatchEventsInit,
-  type WatchOptions,
 } from "./client.js";
 export {
   Code,
@@ -31,3 +29,4 @@ export {
   type SocketPathProblem,
   socketPathProblem,
 } from "./socket.js";
+export { LAST_SEQ_KEY, type Reconnection, type WatchOptions } from "./watch-resume.js";

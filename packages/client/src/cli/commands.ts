@@ -101,14 +101,16 @@ export async function restartAll(session: Session): Promise<void> {
     printJson(session, RestartAllResponseSchema, create(RestartAllResponseSchema, { processes }));
     return;
   }
-  for (const process of processes) printLine(session, processLine(process, session.now()));
+  for (const process of processes) {
+    printLine(session, processLine(process, session.now(), session.safe));
+  }
 }
 
 /** `get`: one process, in detail. */
 export async function get(session: Session, name: string): Promise<void> {
   const process = await session.client.getProcess(name, quickCall(session));
   if (session.globals.json) printJson(session, ProcessSchema, process);
-  else printLine(session, processDetails(process, session.now()));
+  else printLine(session, processDetails(process, session.now(), session.safe));
 }
 
 /** `ls`: every process as a table, or as `{processes, lastEventSeq}` with --json. */
@@ -119,12 +121,12 @@ export async function list(session: Session): Promise<void> {
     printJson(session, ListProcessesResponseSchema, response);
     return;
   }
-  printLine(session, processTable(processes, session.now()));
+  printLine(session, processTable(processes, session.now(), session.safe));
 }
 
 function printProcess(session: Session, process: Process): void {
   if (session.globals.json) printJson(session, ProcessSchema, process);
-  else printLine(session, processLine(process, session.now()));
+  else printLine(session, processLine(process, session.now(), session.safe));
 }
 
 /** How long the daemon may wait for `name` to exit once signalled; also fails early for an unknown name. */

@@ -1,6 +1,9 @@
 // What procmonctl prints for people: process lines, the `ls` table, the `get`
 // details and one line per event. Every function is pure: the current time
-// is passed in, so the output of a given answer is fixed.
+// is passed in, so the output of a given answer is fixed. So is how the
+// daemon's strings are shown (`safe`): each one is escaped on its own,
+// before the layout, so that the newlines and padding the CLI adds stay as
+// they are and columns line up on what is actually printed.
 import { timestampDate, timestampMs } from "@bufbuild/protobuf/wkt";
 import {
   type Event,
@@ -11,6 +14,7 @@ import {
   StopReason,
 } from "../gen/procmon/v1/procmon_pb.js";
 import { durationToMs, formatDuration, formatElapsed } from "./durations.js";
+import type { Escape } from "./terminal-text.js";
 
 const STATE_NAMES: Readonly<Record<State, string>> = {
   [State.UNSPECIFIED]: "unknown",
@@ -34,12 +38,12 @@ export function stateName(state: State): string {
 }
 
 /** How a run ended, in short: `exit 3`, `SIGKILL`, or `-` if it has not ended. */
-export function exitSummary(status: ExitStatus | undefined): string {
+export function exitSummary(status: ExitStatus | undefined, safe: Escape): string {
   switch (status?.status.case) {
     case "exitCode":
       return `exit ${status.status.value}`;
     case "signal":
-      return status.status.value;
+      return safe(status.status.value);
     default:
       return "-";
   }
@@ -80,16 +84,16 @@ export function table(rows: readonly (readonly string[])[]): string {
 }
 
 /** The `ls` table: a header and one row per process; a backoff's restart time trails its row. */
-export function processTable(processes: readonly Process[], nowMs: number): string {
+export function processTable(processes: readonly Process[], nowMs: number, safe: Escape): string {
   const header = ["NAME", "STATE", "PID", "UPTIME", "RESTARTS", "LAST EXIT"];
   const rows = processes.map((p) => {
     const row = [
-      p.spec?.name ?? "?",
+      safe(p.spec?.name ?? "?"),
       stateName(p.state),
       p.pid === 0 ? "-" : String(p.pid),
       uptime(p, nowMs),
       String(p.restartCount),
-      exitSummary(p.lastExit),
+      exitSummary(p.lastExit, safe),
     ];
     const next = nextRestart(p, nowMs);
     return next === "" ? row : [...row, next];
@@ -98,37 +102,37 @@ export function processTable(processes: readonly Process[], nowMs: number): stri
 }
 
 /** One line about a process: `web running pid 1234`, `web stopped (SIGTERM)`, `web backoff (exit 1), restart in 2s`. */
-export function processLine(process: Process, nowMs: number): string {
-  const name = process.spec?.name ?? "?";
+export function processLine(process: Process, nowMs: number, safe: Escape): string {
+  const name = safe(process.spec?.name ?? "?");
   const state = stateName(process.state);
   const pid = process.pid === 0 ? "" : ` pid ${process.pid}`;
-  const lastExit = exitSummary(process.lastExit);
+  const lastExit = exitSummary(process.lastExit, safe);
   const how = process.state === State.RUNNING || lastExit === "-" ? "" : ` (${lastExit})`;
   const next = nextRestart(process, nowMs);
   return `${name} ${state}${pid}${how}${next === "" ? "" : `, ${next}`}`;
 }
 
 /** What `get` prints: every field of the process, one per line. */
-export function processDetails(process: Process, nowMs: number): string {
+export function processDetails(process: Process, nowMs: number, safe: Escape): string {
   const spec = process.spec;
   const rows: [string, string][] = [
-    ["name", spec?.name ?? "?"],
+    ["name", safe(spec?.name ?? "?")],
     ["state", stateName(process.state)],
     ["pid", process.pid === 0 ? "-" : String(process.pid)],
     ["uptime", uptime(process, nowMs)],
     ["started", process.startedAt ? timestampDate(process.startedAt).toISOString() : "-"],
     ["restarts", String(process.restartCount)],
-    ["last exit", exitSummary(process.lastExit)],
+    ["last exit", exitSummary(process.lastExit, safe)],
   ];
   const next = nextRestart(process, nowMs);
   if (next !== "") rows.push(["next", next]);
-  if (process.lastSpawnError !== "") rows.push(["spawn error", process.lastSpawnError]);
+  if (process.lastSpawnError !== "") rows.push(["spawn error", safe(process.lastSpawnError)]);
   rows.push(["restart delay", formatDuration(process.restartDelay)]);
-  rows.push(["command", quoteArgs(spec?.args ?? [])]);
-  if (spec?.cwd) rows.push(["cwd", spec.cwd]);
+  rows.push(["command", safe(quoteArgs(spec?.args ?? []))]);
+  if (spec?.cwd) rows.push(["cwd", safe(spec.cwd)]);
   const env = Object.entries(spec?.env ?? {}).map(([k, v]) => `${k}=${v}`);
   if (env.length > 0 || spec?.clearEnv) {
-    rows.push(["env", `${spec?.clearEnv ? "(cleared) " : ""}${quoteArgs(env)}`.trimEnd()]);
+    rows.push(["env", `${spec?.clearEnv ? "(cleared) " : ""}${safe(quoteArgs(env))}`.trimEnd()]);
   }
   if (spec?.uid !== undefined) rows.push(["uid", String(spec.uid)]);
   if (spec?.gid !== undefined) rows.push(["gid", String(spec.gid)]);
@@ -142,17 +146,17 @@ export function processDetails(process: Process, nowMs: number): string {
 }
 
 /** One line per event: `12:00:01.123  #42  web  started pid 1234`. */
-export function eventLine(event: Event): string {
+export function eventLine(event: Event, safe: Escape): string {
   const time = event.time ? clockTime(timestampDate(event.time)) : "--:--:--.---";
-  return `${time}  #${event.seq}  ${event.process}  ${eventSummary(event)}`;
+  return `${time}  #${event.seq}  ${safe(event.process)}  ${eventSummary(event, safe)}`;
 }
 
 /** What happened, in words: `started pid 1234`, `exited code 3 after 12ms (instant)`. */
-export function eventSummary(event: Event): string {
+export function eventSummary(event: Event, safe: Escape): string {
   const kind = event.kind;
   switch (kind.case) {
     case "added":
-      return `added: ${quoteArgs(kind.value.spec?.args ?? [])}`;
+      return `added: ${safe(quoteArgs(kind.value.spec?.args ?? []))}`;
     case "removed":
       return "removed";
     case "started":
@@ -162,7 +166,7 @@ export function eventSummary(event: Event): string {
       const uptimeMs = durationToMs(kind.value.uptime ?? kind.value.status?.uptime);
       const words = ["exited"];
       if (status?.case === "exitCode") words.push(`code ${status.value}`);
-      else if (status?.case === "signal") words.push(`by ${status.value}`);
+      else if (status?.case === "signal") words.push(`by ${safe(status.value)}`);
       words.push(`after ${formatElapsed(uptimeMs)}`);
       if (kind.value.instant) words.push("(instant)");
       return words.join(" ");
@@ -170,16 +174,16 @@ export function eventSummary(event: Event): string {
     case "restartScheduled":
       return `restart in ${formatElapsed(durationToMs(kind.value.delay))}`;
     case "stopping":
-      return `stopping pid ${kind.value.pid}: ${kind.value.signal} (${STOP_REASONS[kind.value.reason] ?? "unknown reason"})`;
+      return `stopping pid ${kind.value.pid}: ${safe(kind.value.signal)} (${STOP_REASONS[kind.value.reason] ?? "unknown reason"})`;
     case "killed":
-      return `killed pid ${kind.value.pid}: ${kind.value.signal} after the kill time`;
+      return `killed pid ${kind.value.pid}: ${safe(kind.value.signal)} after the kill time`;
     case "stopped":
       return `stopped (${STOP_REASONS[kind.value.reason] ?? "unknown reason"}): restart cancelled`;
     case "spawnFailed":
-      return `spawn failed: ${kind.value.error}`;
+      return `spawn failed: ${safe(kind.value.error)}`;
     case "output": {
       const stream = kind.value.stream === OutputStream.STDERR ? "stderr" : "stdout";
-      return `output ${stream}: ${kind.value.line}${kind.value.partial ? " (partial)" : ""}`;
+      return `output ${stream}: ${safe(kind.value.line)}${kind.value.partial ? " (partial)" : ""}`;
     }
     default:
       return "unknown event";

@@ -11,6 +11,9 @@ process.stdout.on("error", (err: NodeJS.ErrnoException) => {
 process.exitCode = await runCli(process.argv.slice(2), {
   out: (text) => process.stdout.write(text),
   err: (text) => process.stderr.write(text),
+  // Decided once per run: on a terminal the daemon's strings are escaped, in a pipe they are not.
+  outIsTerminal: process.stdout.isTTY === true,
+  errIsTerminal: process.stderr.isTTY === true,
 });
 
 // Everything is closed by now, so the process exits on its own; should a

@@ -22,6 +22,7 @@ import {
   globalsOf,
   type Io,
   openSession,
+  printNote,
   QUICK_TIMEOUT_MS,
   type Session,
 } from "./session.js";
@@ -44,8 +45,7 @@ export async function runCli(argv: readonly string[], io: Io): Promise<number> {
   } catch (err) {
     // Commander has printed its message and the usage already; help and --version end with 0.
     if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
-    const message = err instanceof Error ? err.message : String(err);
-    io.err(`procmonctl: ${message}\n`);
+    printNote(io, err instanceof Error ? err.message : String(err));
     return EXIT_FAILED;
   }
 }

@@ -1,8 +1,10 @@
 // What every command runs with: the global flags, a client of the daemon,
 // where to print, and the deadlines that keep a call from hanging.
 import { type DescMessage, type MessageShape, toJson } from "@bufbuild/protobuf";
-import { type CallOptions, createClient, type ProcmonClient } from "../client.js";
+import type { CallOptions } from "../call-options.js";
+import { createClient, type ProcmonClient } from "../client.js";
 import { defaultSocketPath } from "../socket.js";
+import { type Escape, escapeFor } from "./terminal-text.js";
 
 /** Where the CLI prints. */
 export interface Io {
@@ -10,6 +12,14 @@ export interface Io {
   out(text: string): void;
   /** Writes to standard error as is. */
   err(text: string): void;
+  /**
+   * Standard output is a terminal: the daemon's strings are printed with
+   * their control characters escaped (terminal-text.ts). Defaults to false:
+   * printed as they are, for scripts.
+   */
+  readonly outIsTerminal?: boolean;
+  /** Standard error is a terminal: the daemon's words in messages are escaped. Defaults to false. */
+  readonly errIsTerminal?: boolean;
 }
 
 /** The global flags, as commander parsed them. */
@@ -40,6 +50,8 @@ export interface Session {
   readonly client: ProcmonClient;
   /** Where to print. */
   readonly io: Io;
+  /** How a string that came from the daemon is printed on standard output. */
+  readonly safe: Escape;
   /** The current wall-clock time in ms, for uptimes and restart times. */
   now(): number;
 }
@@ -61,7 +73,13 @@ export function globalsOf(flags: GlobalFlags): Globals {
 
 /** Opens a session; the caller closes its client. */
 export function openSession(globals: Globals, io: Io): Session {
-  return { globals, io, client: createClient({ socket: globals.socket }), now: Date.now };
+  return {
+    globals,
+    io,
+    safe: escapeFor(io.outIsTerminal ?? false),
+    client: createClient({ socket: globals.socket }),
+    now: Date.now,
+  };
 }
 
 /** Call options for a call that answers at once: --timeout, else {@link QUICK_TIMEOUT_MS}. */
@@ -86,6 +104,15 @@ export function printJson<Desc extends DescMessage>(
 ): void {
   const json = toJson(schema, message, { alwaysEmitImplicit: true });
   session.io.out(`${JSON.stringify(json)}\n`);
+}
+
+/**
+ * Prints `procmonctl: <text>` on standard error: a note that is no part of
+ * the output scripts read. `text` may quote the daemon, so on a terminal it
+ * is escaped.
+ */
+export function printNote(io: Io, text: string): void {
+  io.err(`procmonctl: ${escapeFor(io.errIsTerminal ?? false)(text)}\n`);
 }
 
 /** Prints `text` and a newline, unless it is empty. */

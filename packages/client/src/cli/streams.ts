@@ -7,8 +7,9 @@ import {
   type ProcmonError,
 } from "../errors.js";
 import { type Event, EventSchema } from "../gen/procmon/v1/procmon_pb.js";
+import type { Reconnection } from "../watch-resume.js";
 import { eventLine } from "./format.js";
-import { printJson, printLine, quickCall, type Session } from "./session.js";
+import { printJson, printLine, printNote, quickCall, type Session } from "./session.js";
 
 /** The flags of `watch`, parsed. */
 export interface WatchFlags {
@@ -36,9 +37,11 @@ export async function watch(session: Session, names: string[], flags: WatchFlags
       flags.since ??
       (await session.client.listProcesses({ ...quickCall(session), signal })).lastEventSeq;
     const includeOutput = flags.output ?? false;
-    for await (const event of session.client.watch({ names, includeOutput, afterSeq, signal })) {
+    const onReconnect = noteReconnection(session);
+    const events = session.client.watch({ names, includeOutput, afterSeq, signal, onReconnect });
+    for await (const event of events) {
       if (session.globals.json) printJson(session, EventSchema, event);
-      else printLine(session, eventLine(event));
+      else printLine(session, eventLine(event, session.safe));
     }
   });
 }
@@ -68,7 +71,13 @@ export async function logs(session: Session, name: string, flags: LogsFlags): Pr
 
     const events = flags.follow
       ? resuming(session, 0n, undefined, (afterSeq) =>
-          client.watch({ names: [name], includeOutput: true, afterSeq, signal }),
+          client.watch({
+            names: [name],
+            includeOutput: true,
+            afterSeq,
+            signal,
+            onReconnect: noteReconnection(session),
+          }),
         )
       : resuming(session, 0n, lastEventSeq, (afterSeq) =>
           client.watchEvents({ includeOutput: true, afterSeq }, { signal }),
@@ -76,9 +85,28 @@ export async function logs(session: Session, name: string, flags: LogsFlags): Pr
     for await (const event of events) {
       if (event.process !== name || event.kind.case !== "output") continue;
       if (session.globals.json) printJson(session, EventSchema, event);
-      else session.io.out(`${event.kind.value.line}${event.kind.value.partial ? "" : "\n"}`);
+      else {
+        // The newline is the CLI's (a line never holds one): it stays, the line is escaped.
+        const { line, partial } = event.kind.value;
+        session.io.out(`${session.safe(line)}${partial ? "" : "\n"}`);
+      }
     }
   });
+}
+
+/**
+ * Says on stderr (never on stdout, which scripts read) that the stream broke
+ * and when the watch tries again: a watch that waits for a daemon that is
+ * gone should not look like a quiet one.
+ */
+function noteReconnection(session: Session): (reconnection: Reconnection) => void {
+  return ({ attempt, delayMs, error }) => {
+    const again = attempt === 1 ? "" : `, attempt ${attempt}`;
+    printNote(
+      session.io,
+      `connection lost (${error.message}), reconnecting in ${Math.round(delayMs)}ms${again}`,
+    );
+  };
 }
 
 /** How many reconnections in a row may deliver nothing before a replay gives up. */
@@ -115,7 +143,7 @@ async function* resuming(
       if (oldest !== undefined && oldest > cursor) {
         // Before anything was printed, this is just the retention window; after, a gap.
         if (delivered) {
-          session.io.err(`procmonctl: events up to #${oldest} are no longer kept; skipping them\n`);
+          printNote(session.io, `events up to #${oldest} are no longer kept; skipping them`);
         }
         cursor = oldest;
         continue;
