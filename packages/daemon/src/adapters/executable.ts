@@ -1,6 +1,7 @@
 import { accessSync, constants, type Stats, statSync } from "node:fs";
 import path from "node:path";
 import { ProcmonError } from "../core/errors.js";
+import { quote } from "../core/quote.js";
 
 /** The PATH searched when the child's environment has none, as execvp does. */
 export const DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin";
@@ -36,16 +37,16 @@ export function lookupExecutable(file: string, opts: ExecutableLookupOptions): E
   const base = opts.cwd || process.cwd();
   if (file.includes("/")) {
     const resolved = path.resolve(base, file);
-    const where = path.isAbsolute(file) ? "" : ` (resolved to "${resolved}")`;
+    const where = path.isAbsolute(file) ? "" : ` (resolved to ${quote(resolved)})`;
     switch (probe(resolved)) {
       case "ok":
         return { found: true, path: resolved };
       case "missing":
-        return notFound(`executable "${file}" does not exist${where}`);
+        return notFound(`executable ${quote(file)} does not exist${where}`);
       case "directory":
-        return denied(`executable "${file}" is a directory${where}`);
+        return denied(`executable ${quote(file)} is a directory${where}`);
       case "not_executable":
-        return denied(`executable "${file}" is not executable${where}`);
+        return denied(`executable ${quote(file)} is not executable${where}`);
     }
   }
   // As execvp does: skip what is missing or a directory, and report a non-executable file only if
@@ -59,9 +60,11 @@ export function lookupExecutable(file: string, opts: ExecutableLookupOptions): E
     if (outcome === "not_executable") notExecutable ??= candidate;
   }
   if (notExecutable !== undefined) {
-    return denied(`executable "${file}" found on PATH at "${notExecutable}" is not executable`);
+    return denied(
+      `executable ${quote(file)} found on PATH at ${quote(notExecutable)} is not executable`,
+    );
   }
-  return notFound(`executable "${file}" not found on PATH`);
+  return notFound(`executable ${quote(file)} not found on PATH`);
 }
 
 /**
