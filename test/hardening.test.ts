@@ -4,6 +4,7 @@
 import { chmodSync, chownSync, existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { Code, createClient, type ProcmonClient } from "@procmon/client";
+import { State } from "@procmon/client/api";
 import { afterEach, describe, expect, it } from "vitest";
 import { runCtl } from "./helpers/cli.js";
 import {
@@ -180,4 +181,39 @@ describe("two daemons racing for one socket", () => {
       expect(winner?.code).toBe(0);
     }
   });
+});
+
+describe("running out of file descriptors", () => {
+  it("names EMFILE in the answer and in Process, logs it, and keeps the socket reachable", async () => {
+    const d = await startProcmond(
+      ["--kill-time", "300ms", "--min-restart-delay", "10s"],
+      {},
+      {
+        openFiles: 160,
+      },
+    );
+    // Each child takes two pipes: well before 80 of them, spawns meet the reserve.
+    let refused: Awaited<ReturnType<typeof d.client.addProcess>> | undefined;
+    for (let i = 0; i < 80 && refused === undefined; i++) {
+      const p = await d.client.addProcess(sleeper(`s${i}`));
+      if (p.state !== State.RUNNING) refused = p;
+    }
+    if (refused === undefined) throw new Error("80 children fitted in 160 descriptors");
+    expect(refused.state).toBe(State.BACKOFF);
+    expect(refused.lastSpawnError).toMatch(
+      /^cannot spawn "sleep": EMFILE: too many open files \(procmond has \d+ of its 160 file descriptors open and keeps the last 32 for its clients: raise LimitNOFILE= or ulimit -n\)$/,
+    );
+    expect((await d.client.getProcess(refused.spec?.name ?? "")).lastSpawnError).toBe(
+      refused.lastSpawnError,
+    );
+    await d.waitForLog(
+      (l) => l.level === 50 && /file descriptors open: spawns are refused/.test(String(l.msg)),
+      10_000,
+    );
+    // New clients still get in, and can free descriptors.
+    const fresh = clientOf(d.socket);
+    const { processes } = await fresh.listProcesses();
+    await Promise.all(processes.slice(0, 10).map((p) => fresh.removeProcess(p.spec?.name ?? "")));
+    expect((await fresh.startProcess(refused.spec?.name ?? "")).state).toBe(State.RUNNING);
+  }, 60_000);
 });

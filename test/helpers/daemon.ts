@@ -46,6 +46,8 @@ export interface StartOptions {
    * call that succeeds, for a --log-level that hides that line.
    */
   readonly readyWhen?: "log" | "answers";
+  /** Its soft limit of open files (`ulimit -n`); unset: the test's own. */
+  readonly openFiles?: number;
   /**
    * Where its log goes: parsed into `logs` (default), or /dev/null, for a
    * daemon that logs more than the test should read (then readyWhen "answers").
@@ -143,7 +145,16 @@ export async function startProcmond(
   const args = viaEnv
     ? [...stateArgs, ...extraArgs]
     : ["--socket", socket, ...stateArgs, ...extraArgs];
-  const child = spawn(process.execPath, [procmondBinFor(options.uid), ...args], {
+  const argv = [procmondBinFor(options.uid), ...args];
+  // Through sh for a lower descriptor limit: it execs node, so the pid is the daemon's.
+  const [command, commandArgs] =
+    options.openFiles === undefined
+      ? [process.execPath, argv]
+      : [
+          "sh",
+          ["-c", `ulimit -n ${options.openFiles} && exec "$0" "$@"`, process.execPath, ...argv],
+        ];
+  const child = spawn(command, commandArgs, {
     cwd: dir,
     env: childEnv(viaEnv ? { ...env, PROCMON_SOCKET: socket } : env),
     stdio: ["ignore", options.log === "discard" ? "ignore" : "pipe", "pipe"],

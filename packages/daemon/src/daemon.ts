@@ -5,6 +5,7 @@ import { ProcessMonitor } from "@procmon/client/gen/procmon/v1/procmon_pb.js";
 import { grpcServiceDefinition } from "@procmon/client/grpc";
 import { type Logger as PinoLogger, pino } from "pino";
 import { loadConfigFile } from "./adapters/config-file.js";
+import { DescriptorAlarm, DescriptorBudget } from "./adapters/descriptors.js";
 import { FlowGate } from "./adapters/flow-gate.js";
 import { nodeClock } from "./adapters/node-clock.js";
 import { NodeSpawner } from "./adapters/node-spawner.js";
@@ -169,13 +170,18 @@ async function start(
       : createHash("sha256").update(socketPath).digest("hex").slice(0, 32));
   await terminateOrphans(instance, options.policy.killTimeMs, logger);
 
+  const descriptors = new DescriptorBudget();
   const events = new EventLog(clock, options.retention, BigInt(saved?.seqReservedUpTo ?? "0"));
   let control: Control | undefined;
   const supervisor = new Supervisor({
     clock,
     spawner:
       overrides.spawner ??
-      new NodeSpawner({ outputGate: log.gate, markerEnv: { [INSTANCE_ENV]: instance } }),
+      new NodeSpawner({
+        outputGate: log.gate,
+        markerEnv: { [INSTANCE_ENV]: instance },
+        descriptors,
+      }),
     logger,
     emit: (event) => {
       logEvent(logger, event);
@@ -229,6 +235,8 @@ async function start(
   if (options.socketMode !== 0o600) chmodSync(socketPath, options.socketMode);
   health.setServing();
 
+  const alarm = new DescriptorAlarm(descriptors, logger);
+  const descriptorCheck = every(clock, DESCRIPTOR_CHECK_MS, () => alarm.check());
   const consistency = every(clock, options.consistencyDelayMs, () => {
     const repaired = supervisor.checkConsistency();
     if (repaired.length > 0) logger.warn({ processes: repaired }, "consistency check repaired");
@@ -243,6 +251,7 @@ async function start(
     shuttingDown ??= (async () => {
       logger.info("procmond shutting down");
       consistency.cancel();
+      descriptorCheck.cancel();
       health.setNotServing();
       await supervisor.shutdown();
       events.close();
@@ -279,6 +288,9 @@ async function start(
 
   return { socketPath, supervisor, events, control, shutdown, reload };
 }
+
+/** How often the daemon looks at its file descriptors (a listing of /proc/self/fd). */
+const DESCRIPTOR_CHECK_MS = 5_000;
 
 /** The name in a persisted spec's JSON form; the state file was checked when read. */
 function nameOf(spec: unknown): string {

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { accessSync, constants, statSync } from "node:fs";
 import type { Readable } from "node:stream";
+import { quote } from "../core/quote.js";
 import {
   type Child,
   type ChildExit,
@@ -11,6 +12,7 @@ import {
   type SpawnRequest,
   type StopSignal,
 } from "../core/spawner.js";
+import { type DescriptorBudget, descriptorUsage, systemOutOfFiles } from "./descriptors.js";
 import { effectivePath, lookupExecutable } from "./executable.js";
 import type { FlowGate } from "./flow-gate.js";
 import { LineSplitter } from "./line-splitter.js";
@@ -34,6 +36,8 @@ export interface NodeSpawnerOptions {
    * one left behind. Defaults to none.
    */
   readonly markerEnv?: Readonly<Record<string, string>> | undefined;
+  /** Refuses spawns that would take the descriptors kept for clients. Defaults to none. */
+  readonly descriptors?: DescriptorBudget | undefined;
 }
 
 /** Starts children with node:child_process, each the leader of its own process group. */
@@ -41,11 +45,13 @@ export class NodeSpawner implements Spawner {
   readonly #exitGraceMs: number;
   readonly #outputGate: FlowGate | undefined;
   readonly #markerEnv: Readonly<Record<string, string>>;
+  readonly #descriptors: DescriptorBudget | undefined;
 
   constructor(options: NodeSpawnerOptions = {}) {
     this.#exitGraceMs = options.exitGraceMs ?? 100;
     this.#outputGate = options.outputGate;
     this.#markerEnv = options.markerEnv ?? {};
+    this.#descriptors = options.descriptors;
   }
 
   spawn(request: SpawnRequest, handlers: ChildHandlers): Child {
@@ -55,6 +61,13 @@ export class NodeSpawner implements Spawner {
       cwd: request.cwd,
     });
     if (!lookup.found) throw new SpawnError(lookup.errno, lookup.message);
+    const short = this.#descriptors?.refusal();
+    if (short !== undefined) {
+      throw new SpawnError(
+        "EMFILE",
+        `cannot spawn ${quote(file)}: ${errnoText("EMFILE")} (procmond has ${short.open} of its ${short.limit} file descriptors open and keeps the last ${this.#descriptors?.reserve} for its clients: raise LimitNOFILE= or ulimit -n)`,
+      );
+    }
 
     let child: ChildProcess;
     try {
@@ -81,7 +94,7 @@ export class NodeSpawner implements Spawner {
     if (pid === undefined) {
       // The 'error' event still comes, on the next tick; this failure is reported here instead.
       child.on("error", () => {});
-      throw deferredFailure(file, lookup.path, request, child);
+      throw deferredFailure(file, lookup.path, request);
     }
     return new NodeChild(child, pid, handlers, this.#exitGraceMs, this.#outputGate);
   }
@@ -195,33 +208,43 @@ function synchronousFailure(file: string, request: SpawnRequest, err: unknown): 
   if (code === undefined || !/^E[A-Z0-9]+$/.test(code)) {
     // Node's argument validation (a NUL byte in an argument, say): the request itself is bad.
     const reason = err instanceof Error ? err.message : String(err);
-    return new SpawnError("EINVAL", `cannot spawn "${file}": ${reason}`, { cause: err });
+    return new SpawnError("EINVAL", `cannot spawn ${quote(file)}: ${reason}`, { cause: err });
   }
   const as = runAs(request);
-  return new SpawnError(code, `cannot spawn "${file}"${as}: ${errnoText(code)}`, { cause: err });
+  return new SpawnError(code, `cannot spawn ${quote(file)}${as}: ${errnoText(code)}`, {
+    cause: err,
+  });
 }
 
 /**
  * Node 20 reports ENOENT, EACCES, EAGAIN, EMFILE and ENFILE only through an 'error' event on the
  * next tick (lib/internal/child_process.js), after spawn() has returned without a pid. Spawner
- * callers need the failure now, so infer which it was from what can be seen synchronously.
+ * callers need the failure now, so it is told from what can be seen synchronously: the
+ * descriptors left, the system's file table, the working directory and the executable; EAGAIN
+ * (fork hit RLIMIT_NPROC or memory) is what remains.
  */
-function deferredFailure(
-  file: string,
-  resolved: string,
-  request: SpawnRequest,
-  child: ChildProcess,
-): SpawnError {
-  // On EMFILE and ENFILE, Node stops before it sets the pipes up.
-  if (child.stdout === null) {
-    return new SpawnError("EMFILE", `cannot spawn "${file}": ${errnoText("EMFILE")}`);
+function deferredFailure(file: string, resolved: string, request: SpawnRequest): SpawnError {
+  const usage = descriptorUsage();
+  // A spawn needs a few descriptors at once (its pipes, libuv's error pipe).
+  if (usage.open + 4 >= usage.limit) {
+    const counted = Number.isFinite(usage.open) ? `${usage.open} of its ` : "all ";
+    return new SpawnError(
+      "EMFILE",
+      `cannot spawn ${quote(file)}: ${errnoText("EMFILE")} (procmond has ${counted}${usage.limit} file descriptors open: raise LimitNOFILE= or ulimit -n)`,
+    );
+  }
+  if (systemOutOfFiles()) {
+    return new SpawnError(
+      "ENFILE",
+      `cannot spawn ${quote(file)}: ${errnoText("ENFILE")} (the system's file table is full: fs.file-max)`,
+    );
   }
   // libuv reports the child's chdir() and execve() failures as the spawn's.
   if (request.cwd !== "") {
     const problem = directoryProblem(request.cwd);
     if (problem !== undefined) {
-      const reason = `working directory "${request.cwd}": ${errnoText(problem)}`;
-      return new SpawnError(problem, `cannot spawn "${file}": ${reason}`);
+      const reason = `working directory ${quote(request.cwd)}: ${errnoText(problem)}`;
+      return new SpawnError(problem, `cannot spawn ${quote(file)}: ${reason}`);
     }
   }
   const again = lookupExecutable(file, {
@@ -230,11 +253,14 @@ function deferredFailure(
   });
   if (!again.found) return new SpawnError(again.errno, again.message);
   if (!executableAs(resolved, request)) {
-    return new SpawnError("EACCES", `executable "${resolved}" is not executable${runAs(request)}`);
+    return new SpawnError(
+      "EACCES",
+      `executable ${quote(resolved)} is not executable${runAs(request)}`,
+    );
   }
   return new SpawnError(
     "EAGAIN",
-    `cannot spawn "${file}"${runAs(request)}: ${errnoText("EAGAIN")}`,
+    `cannot spawn ${quote(file)}${runAs(request)}: ${errnoText("EAGAIN")}`,
   );
 }
 
@@ -286,6 +312,8 @@ const ERRNO_TEXT: Readonly<Record<string, string>> = {
   ENOEXEC: "exec format error",
 };
 
+/** The errno's name and what it means: `EMFILE: too many open files`. */
 function errnoText(code: string): string {
-  return ERRNO_TEXT[code] ?? code;
+  const text = ERRNO_TEXT[code];
+  return text === undefined ? code : `${code}: ${text}`;
 }

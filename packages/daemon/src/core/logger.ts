@@ -6,6 +6,8 @@ export interface Logger {
   info(fields: object, message: string): void;
   /** Logs something that went wrong but was handled. */
   warn(fields: object, message: string): void;
+  /** Logs something that needs an operator. */
+  error(fields: object, message: string): void;
 }
 
 /** A logger that drops everything. */
@@ -13,4 +15,5 @@ export const silentLogger: Logger = {
   debug() {},
   info() {},
   warn() {},
+  error() {},
 };

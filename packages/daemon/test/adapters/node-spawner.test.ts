@@ -308,6 +308,37 @@ describe("NodeSpawner", () => {
     expect(err.message).toContain(cwd);
   });
 
+  it("throws EMFILE, named, when the daemon is out of descriptors (not EAGAIN)", async () => {
+    // In a process of its own with few descriptors, without the budget that would refuse first.
+    const module = new URL("../../dist/adapters/node-spawner.js", import.meta.url).href;
+    const script = `
+      const { NodeSpawner } = await import(${JSON.stringify(module)});
+      const spawner = new NodeSpawner();
+      const handlers = { onExit() {}, onOutput() {} };
+      const pids = [];
+      try {
+        for (let i = 0; i < 200; i++) pids.push(spawner.spawn({ args: ["sleep", "100"], env: {}, clearEnv: false, cwd: "" }, handlers).pid);
+        console.log(JSON.stringify({ error: "none" }));
+      } catch (err) {
+        console.log(JSON.stringify({ code: err.code, message: err.message, spawned: pids.length }));
+      } finally {
+        for (const pid of pids) process.kill(-pid, "SIGKILL");
+        process.exit(0);
+      }`;
+    const { execFileSync } = await import("node:child_process");
+    const out = execFileSync(
+      "sh",
+      ["-c", 'ulimit -n 96 && exec "$0" --input-type=module -e "$1"', process.execPath, script],
+      { encoding: "utf8", timeout: 20_000 },
+    );
+    const result = JSON.parse(out.trim().split("\n").at(-1) ?? "{}") as Record<string, unknown>;
+    expect(result.code).toBe("EMFILE");
+    expect(result.message).toMatch(
+      /^cannot spawn "sleep": EMFILE: too many open files \(procmond has (\d+ of its |all )96 file descriptors open: raise LimitNOFILE= or ulimit -n\)$/,
+    );
+    expect(result.spawned).toBeGreaterThan(10);
+  });
+
   it("throws EINVAL for an argument Node rejects", () => {
     const err = spawnError(() => spawner.spawn(request(["sh", "-c", "a\0b"]), noHandlers));
     expect(err.code).toBe("EINVAL");

@@ -33,6 +33,7 @@ function recordingLogger(): Logger & { warnings: Array<{ fields: object; message
     warn(fields, message) {
       warnings.push({ fields, message });
     },
+    error() {},
   };
 }
 
