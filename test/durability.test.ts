@@ -339,6 +339,8 @@ describe("after kill -9 and a restart on the same state file", () => {
       const { processes } = await d1.client.listProcesses();
       return processes.filter((p) => p.state === State.STOPPING).length === 2;
     });
+    // The stopped intent reaches the file at once, long before kill_time runs out.
+    await waitFor(() => intents(stateFile).stopped === "stopped", 1_000);
     await crash(d1);
     expect(await restarting).toBe("failed");
     expect(await stopping).toBe("failed");
@@ -347,13 +349,20 @@ describe("after kill -9 and a restart on the same state file", () => {
     expect(stillAlive(procId(stopped.pid))).toBe(true);
 
     const d2 = await startOn(stateFile);
-    // The stop was never answered: whichever intent the file holds, the daemon honours it.
     await expectExactlyOnce(d2, stateFile, before.values());
-    expect(intents(stateFile)).toMatchObject({
+    // The stop was never answered, but its intent was on disk before the wait for the exit.
+    expect(intents(stateFile)).toEqual({
       idle: "stopped",
       plain: "running",
       restarted: "running",
+      stopped: "stopped",
     });
+    expect((await d2.client.getProcess("stopped")).state).toBe(State.STOPPED);
     expect((await d2.client.getProcess("restarted")).pid).not.toBe(restarted.pid);
+    // The orphans that ignore SIGTERM had their own kill_time (2 s), not the daemon's (300 ms).
+    const timeOf = (msg: string) => Number(d2.logs.find((l) => l.msg === msg)?.time);
+    const swept =
+      timeOf("procmond listening") - timeOf("terminating processes left by a previous procmond");
+    expect(swept).toBeGreaterThanOrEqual(1_900);
   });
 });

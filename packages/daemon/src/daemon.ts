@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { chmodSync, chownSync, lstatSync, unlinkSync } from "node:fs";
 import { Server, ServerCredentials, setLogger } from "@grpc/grpc-js";
+import { parseDurationMs } from "@procmon/client/duration";
 import { ProcessMonitor } from "@procmon/client/gen/procmon/v1/procmon_pb.js";
 import { grpcServiceDefinition } from "@procmon/client/grpc";
 import { type Logger as PinoLogger, pino } from "pino";
@@ -168,7 +169,13 @@ async function start(
     (store
       ? emptyState().instance
       : createHash("sha256").update(socketPath).digest("hex").slice(0, 32));
-  await terminateOrphans(instance, options.policy.killTimeMs, logger);
+  // Each orphan gets the kill time of its own process, as its stop would have.
+  const killTimes = new Map(saved?.processes.map((p) => [nameOf(p.spec), killTimeOf(p.spec)]));
+  await terminateOrphans(
+    instance,
+    (name) => killTimes.get(name ?? "") ?? options.policy.killTimeMs,
+    logger,
+  );
 
   const descriptors = new DescriptorBudget();
   const events = new EventLog(clock, options.retention, BigInt(saved?.seqReservedUpTo ?? "0"));
@@ -296,6 +303,17 @@ const DESCRIPTOR_CHECK_MS = 5_000;
 function nameOf(spec: unknown): string {
   const name = (spec as { name?: unknown }).name;
   return typeof name === "string" ? name : "";
+}
+
+/** The kill time in a persisted spec's JSON form ("0.300s"); undefined if it has none. */
+function killTimeOf(spec: unknown): number | undefined {
+  const killTime = (spec as { killTime?: unknown }).killTime;
+  if (typeof killTime !== "string") return undefined;
+  try {
+    return parseDurationMs(killTime);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Runs `fn` every `intervalMs` on `clock` until cancelled. */

@@ -8,24 +8,34 @@ export const INSTANCE_ENV = "PROCMON_INSTANCE";
 /** The environment variable that tells a child its process name. */
 export const NAME_ENV = "PROCMON_NAME";
 
-function carriesMarker(pid: number, marker: string): boolean {
+/** A marked process: what /proc says of it, and the name its environment gives. */
+export interface MarkedProcess extends ProcStat {
+  /** Its PROCMON_NAME (which its descendants inherit too); undefined if it has none. */
+  readonly name: string | undefined;
+}
+
+/** The environment of `pid`, or undefined if it is gone or not ours to read. */
+function environmentOf(pid: number): string[] | undefined {
   try {
-    return readFileSync(`/proc/${pid}/environ`, "latin1").split("\0").includes(marker);
+    return readFileSync(`/proc/${pid}/environ`, "latin1").split("\0");
   } catch {
-    return false;
+    return undefined;
   }
 }
 
 /** Every live process (zombies excluded) whose environment carries `INSTANCE_ENV=instance`. */
-export function findMarkedProcesses(instance: string): ProcStat[] {
+export function findMarkedProcesses(instance: string): MarkedProcess[] {
   const marker = `${INSTANCE_ENV}=${instance}`;
-  const found: ProcStat[] = [];
-  for (const name of readdirSync("/proc")) {
-    const pid = Number(name);
+  const namePrefix = `${NAME_ENV}=`;
+  const found: MarkedProcess[] = [];
+  for (const entry of readdirSync("/proc")) {
+    const pid = Number(entry);
     if (!Number.isInteger(pid) || pid === process.pid) continue;
-    if (!carriesMarker(pid, marker)) continue;
+    const environment = environmentOf(pid);
+    if (!environment?.includes(marker)) continue;
     const stat = readProcStat(pid);
-    if (stat && stat.state !== "Z") found.push(stat);
+    const name = environment.find((v) => v.startsWith(namePrefix))?.slice(namePrefix.length);
+    if (stat && stat.state !== "Z") found.push({ ...stat, name });
   }
   return found;
 }
@@ -48,26 +58,39 @@ function signalIfSame(stat: ProcStat, signal: NodeJS.Signals): void {
 
 /**
  * Terminates what a previous daemon of this registry left running (it was
- * killed before it could stop its children): SIGTERM, then SIGKILL after
- * `graceMs`. Each process is identified by its marker and its start time, so
- * a reused pid is never signalled. Resolves with what was found.
+ * killed before it could stop its children): SIGTERM to each, then SIGKILL to
+ * each one still there after the kill time of its own process (`killTimeOf`
+ * its PROCMON_NAME), as a stop would. Each process is identified by its
+ * marker and its start time, so a reused pid is never signalled. Resolves
+ * with what was found, once all of it is gone.
  */
 export async function terminateOrphans(
   instance: string,
-  graceMs: number,
+  killTimeOf: (name: string | undefined) => number,
   logger: Logger,
-): Promise<ProcStat[]> {
+): Promise<MarkedProcess[]> {
   const orphans = findMarkedProcesses(instance);
   if (orphans.length === 0) return [];
   logger.warn(
     { pids: orphans.map((o) => o.pid) },
     "terminating processes left by a previous procmond",
   );
+  const started = Date.now();
   for (const orphan of orphans) signalIfSame(orphan, "SIGTERM");
-  const deadline = Date.now() + graceMs;
+  const waiting = new Set(orphans);
   // A one-off wait at start-up, not a steady-state loop.
-  while (orphans.some(stillThere) && Date.now() < deadline) await sleep(20);
-  for (const orphan of orphans) signalIfSame(orphan, "SIGKILL");
-  while (orphans.some(stillThere) && Date.now() < deadline + 5_000) await sleep(20);
+  while (waiting.size > 0) {
+    const now = Date.now();
+    for (const orphan of [...waiting]) {
+      if (!stillThere(orphan)) {
+        waiting.delete(orphan);
+      } else if (now - started >= killTimeOf(orphan.name)) {
+        signalIfSame(orphan, "SIGKILL");
+        // SIGKILL cannot be held off: it is gone once the kernel gets to it.
+        if (now - started >= killTimeOf(orphan.name) + 5_000) waiting.delete(orphan);
+      }
+    }
+    if (waiting.size > 0) await sleep(20);
+  }
   return orphans;
 }

@@ -5,7 +5,12 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
-import { findMarkedProcesses, INSTANCE_ENV, terminateOrphans } from "../../src/adapters/orphans.js";
+import {
+  findMarkedProcesses,
+  INSTANCE_ENV,
+  NAME_ENV,
+  terminateOrphans,
+} from "../../src/adapters/orphans.js";
 import { readProcStat } from "../../src/adapters/proc-stat.js";
 import type { Logger } from "../../src/core/logger.js";
 
@@ -157,7 +162,7 @@ describe("terminateOrphans", () => {
     await execd(bystander.pid, "sleep");
 
     const logger = recordingLogger();
-    const terminated = await terminateOrphans(instance, 2_000, logger);
+    const terminated = await terminateOrphans(instance, () => 2_000, logger);
 
     expect(terminated.map((p) => p.pid)).toEqual([tree.pid]);
     await until(() => !alive(tree.pid) && !alive(grandchild), "the orphan group gone");
@@ -180,11 +185,39 @@ describe("terminateOrphans", () => {
     );
 
     const before = Date.now();
-    await terminateOrphans(instance, 300, recordingLogger());
+    await terminateOrphans(instance, () => 300, recordingLogger());
 
     expect(Date.now() - before).toBeGreaterThanOrEqual(290);
     expect(await exited).toBe("SIGKILL");
     expect(alive(stubborn.pid)).toBe(false);
+  });
+
+  it("gives each orphan the kill time of its own process, by its PROCMON_NAME", async () => {
+    const instance = randomUUID();
+    const stubbornAs = (name: string) =>
+      startShell(`trap "" TERM; exec sleep 100`, { ...markerOf(instance), [NAME_ENV]: name });
+    const quick = stubbornAs("quick");
+    const patient = stubbornAs("patient");
+    for (const child of [quick, patient]) await execd(child.pid, "sleep");
+    const killedAt = (child: ChildProcess) =>
+      new Promise<number>((resolve) => child.once("exit", () => resolve(Date.now())));
+    const quickGone = killedAt(quick);
+    const patientGone = killedAt(patient);
+    const names: Array<string | undefined> = [];
+
+    const before = Date.now();
+    await terminateOrphans(
+      instance,
+      (name) => {
+        names.push(name);
+        return name === "quick" ? 200 : 1_500;
+      },
+      recordingLogger(),
+    );
+
+    expect(new Set(names)).toEqual(new Set(["quick", "patient"]));
+    expect((await quickGone) - before).toBeLessThan(1_200);
+    expect((await patientGone) - before).toBeGreaterThanOrEqual(1_490);
   });
 
   it("does not wait the grace for processes that exit on SIGTERM", async () => {
@@ -196,7 +229,7 @@ describe("terminateOrphans", () => {
     );
 
     const before = Date.now();
-    await terminateOrphans(instance, 10_000, recordingLogger());
+    await terminateOrphans(instance, () => 10_000, recordingLogger());
 
     expect(Date.now() - before).toBeLessThan(5_000);
     expect(await exited).toBe("SIGTERM");
@@ -204,7 +237,7 @@ describe("terminateOrphans", () => {
 
   it("does nothing, and logs nothing, when there are none", async () => {
     const logger = recordingLogger();
-    expect(await terminateOrphans(randomUUID(), 1_000, logger)).toEqual([]);
+    expect(await terminateOrphans(randomUUID(), () => 1_000, logger)).toEqual([]);
     expect(logger.warnings).toEqual([]);
   });
 });
