@@ -14,6 +14,7 @@ import { INSTANCE_ENV, terminateOrphans } from "./adapters/orphans.js";
 import { bindError, prepareSocketPath, withPrivateUmask } from "./adapters/socket-file.js";
 import { emptyState, readStateFile, StateFileWriter } from "./adapters/state-file.js";
 import { lockStateFile, type StateLock } from "./adapters/state-lock.js";
+import { notifyReady } from "./adapters/systemd-notify.js";
 import { Control, refuseTakeover } from "./control.js";
 import type { Clock, Timer } from "./core/clock.js";
 import type { CoreEvent } from "./core/events.js";
@@ -135,6 +136,8 @@ async function start(
 ): Promise<Daemon> {
   const log = overrides.log ?? createDaemonLog(options.logLevel);
   const logger = log.logger;
+  // The daemon's own comings and goings are shown at any level but silent.
+  const lifecycle = logger.isLevelEnabled("fatal") ? logger.child({}, { level: "info" }) : logger;
   // grpc-js writes its own errors to stderr ("E No address added ..."), where
   // a person reads procmond's one-line reasons: they go to the log instead.
   setLogger({
@@ -248,15 +251,19 @@ async function start(
     const repaired = supervisor.checkConsistency();
     if (repaired.length > 0) logger.warn({ processes: repaired }, "consistency check repaired");
   });
-  logger.info(
+  // Whatever --log-level says (but silent): scripts and people wait for this line.
+  lifecycle.info(
     { socket: socketPath, stateFile: options.stateFile ?? null, policy: options.policy },
     "procmond listening",
   );
+  if (options.notifySocket !== undefined) {
+    await notifyReady(options.notifySocket, `listening on ${socketPath}`, logger);
+  }
 
   let shuttingDown: Promise<void> | undefined;
   const shutdown = (): Promise<void> => {
     shuttingDown ??= (async () => {
-      logger.info("procmond shutting down");
+      lifecycle.info("procmond shutting down");
       consistency.cancel();
       descriptorCheck.cancel();
       health.setNotServing();
@@ -272,7 +279,7 @@ async function start(
       await control.saveFinal();
       removeSocket(socketPath);
       lock?.release();
-      logger.info("procmond stopped");
+      lifecycle.info("procmond stopped");
     })();
     return shuttingDown;
   };

@@ -33,6 +33,8 @@ export interface DaemonOptions {
   readonly logLevel: string;
   /** How many events are kept for resuming watchers. */
   readonly retention: Retention;
+  /** systemd's notification socket (NOTIFY_SOCKET), told when the daemon is ready; undefined without. */
+  readonly notifySocket: string | undefined;
 }
 
 /** The outcome of reading the command line. */
@@ -201,6 +203,7 @@ export function parseFlags(argv: readonly string[], env: NodeJS.ProcessEnv): Par
       policy,
       consistencyDelayMs: duration("consistency-delay", values["consistency-delay"], 60_000),
       logLevel,
+      notifySocket: env.NOTIFY_SOCKET || undefined,
       retention: {
         ...DEFAULT_RETENTION,
         stateEvents: count(

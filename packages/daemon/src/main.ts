@@ -26,6 +26,9 @@ async function main(): Promise<void> {
     process.stdout.write(`procmond ${version()}\n`);
     return;
   }
+  // systemd's socket is procmond's alone: a child that inherited it could
+  // report on procmond's behalf (READY=1, MAINPID=, STOPPING=1).
+  delete process.env.NOTIFY_SOCKET;
   const log = createDaemonLog(parsed.options.logLevel);
   const { logger } = log;
   const exit = (code: number): void => {
