@@ -18,15 +18,24 @@ export type MessageStream = Pick<Writable, "write">;
  * undefined otherwise, and then messages go through grpc-js one by one.
  */
 export function http2StreamOf(call: unknown): FrameTarget | undefined {
-  const inner = (call as { call?: { stream?: unknown } } | undefined)?.call?.stream as
-    | (FrameTarget & { sendTrailers?: unknown; respond?: unknown })
+  // Through the server interceptors' layers (ServerInterceptingCall.nextCall)
+  // down to grpc-js's own call, which holds the stream.
+  let layer = (call as { call?: unknown } | undefined)?.call as
+    | { stream?: unknown; nextCall?: unknown }
     | undefined;
-  const looksRight =
-    typeof inner?.write === "function" &&
-    typeof inner.sendTrailers === "function" &&
-    typeof inner.respond === "function" &&
-    typeof inner.writableEnded === "boolean";
-  return looksRight ? inner : undefined;
+  for (let depth = 0; layer !== undefined && depth < 8; depth++) {
+    const inner = layer.stream as
+      | (FrameTarget & { sendTrailers?: unknown; respond?: unknown })
+      | undefined;
+    const looksRight =
+      typeof inner?.write === "function" &&
+      typeof inner.sendTrailers === "function" &&
+      typeof inner.respond === "function" &&
+      typeof inner.writableEnded === "boolean";
+    if (looksRight) return inner;
+    layer = layer.nextCall as typeof layer;
+  }
+  return undefined;
 }
 
 /**

@@ -61,6 +61,7 @@ export function processMonitorService(
   deps: ServiceDeps,
 ): GrpcServiceImplementation<typeof ProcessMonitor> {
   const { control, supervisor, events, logger, limits } = deps;
+  let warnedSlowPath = false;
 
   function unary<Req, Res>(handler: Handler<Req, Res>) {
     return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
@@ -120,7 +121,15 @@ export function processMonitorService(
       // sees them, no later event can be missed.
       call.sendMetadata(new Metadata());
       let subscription: Subscription | undefined;
-      const stream = new EventStream(call, http2StreamOf(call), () => subscription?.resume());
+      const frames = http2StreamOf(call);
+      if (frames === undefined && !warnedSlowPath) {
+        warnedSlowPath = true;
+        logger.warn(
+          {},
+          "the http2 stream under grpc-js's server call was not found (grpc-js changed?): events go one write per message, slower",
+        );
+      }
+      const stream = new EventStream(call, frames, () => subscription?.resume());
       try {
         subscription = events.subscribe(filter, request.afterSeq, {
           // Encoded once per event, however many subscribers it goes to (on

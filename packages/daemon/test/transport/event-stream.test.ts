@@ -141,57 +141,67 @@ describe("http2StreamOf", () => {
     dir = undefined;
   });
 
-  it("finds the http2 stream of a server-streaming call of the installed grpc-js", async () => {
-    // If a grpc-js upgrade moves it, events fall back to one write per message: slower, still
-    // correct. This test says so before a benchmark has to.
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), "procmon-event-stream-"));
-    const socket = path.join(dir, "s.sock");
-    const id = (x: Buffer) => x;
-    const method = {
-      path: "/test.S/Watch",
-      requestStream: false,
-      responseStream: true,
-      requestSerialize: id,
-      requestDeserialize: id,
-      responseSerialize: id,
-      responseDeserialize: id,
-    };
-    let found: boolean | undefined;
-    server = new grpc.Server();
-    server.addService(
-      { watch: method },
-      {
-        watch(call: grpc.ServerWritableStream<Buffer, Buffer>) {
-          call.sendMetadata(new grpc.Metadata());
-          const frames = http2StreamOf(call);
-          found = frames !== undefined;
-          const stream = new EventStream(call, frames, () => {});
-          stream.write(Buffer.from("one"));
-          stream.write(Buffer.from("two"));
-          stream.close();
-          call.end();
+  /** A server interceptor that passes everything through, as procmond's malformed-request one does. */
+  const passThrough: grpc.ServerInterceptor = (_method, next) =>
+    new grpc.ServerInterceptingCall(next, {});
+
+  it.each([
+    ["without interceptors", []],
+    ["through two server interceptors", [passThrough, passThrough]],
+  ] as const)(
+    "finds the http2 stream of a server-streaming call of the installed grpc-js, %s",
+    async (_how, interceptors) => {
+      // If a grpc-js upgrade moves it, events fall back to one write per message: slower, still
+      // correct. This test says so before a benchmark has to.
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), "procmon-event-stream-"));
+      const socket = path.join(dir, "s.sock");
+      const id = (x: Buffer) => x;
+      const method = {
+        path: "/test.S/Watch",
+        requestStream: false,
+        responseStream: true,
+        requestSerialize: id,
+        requestDeserialize: id,
+        responseSerialize: id,
+        responseDeserialize: id,
+      };
+      let found: boolean | undefined;
+      server = new grpc.Server({ interceptors: [...interceptors] });
+      server.addService(
+        { watch: method },
+        {
+          watch(call: grpc.ServerWritableStream<Buffer, Buffer>) {
+            call.sendMetadata(new grpc.Metadata());
+            const frames = http2StreamOf(call);
+            found = frames !== undefined;
+            const stream = new EventStream(call, frames, () => {});
+            stream.write(Buffer.from("one"));
+            stream.write(Buffer.from("two"));
+            stream.close();
+            call.end();
+          },
         },
-      },
-    );
-    const s = server;
-    await new Promise<void>((resolve, reject) =>
-      s.bindAsync(`unix:${socket}`, grpc.ServerCredentials.createInsecure(), (err) =>
-        err ? reject(err) : resolve(),
-      ),
-    );
-    const client = new grpc.Client(`unix:${socket}`, grpc.credentials.createInsecure());
-    try {
-      const got = await new Promise<string[]>((resolve, reject) => {
-        const messages: string[] = [];
-        const call = client.makeServerStreamRequest(method.path, id, id, Buffer.alloc(0));
-        call.on("data", (m: Buffer) => messages.push(m.toString()));
-        call.on("error", reject);
-        call.on("end", () => resolve(messages));
-      });
-      expect(found).toBe(true);
-      expect(got).toEqual(["one", "two"]);
-    } finally {
-      client.close();
-    }
-  });
+      );
+      const s = server;
+      await new Promise<void>((resolve, reject) =>
+        s.bindAsync(`unix:${socket}`, grpc.ServerCredentials.createInsecure(), (err) =>
+          err ? reject(err) : resolve(),
+        ),
+      );
+      const client = new grpc.Client(`unix:${socket}`, grpc.credentials.createInsecure());
+      try {
+        const got = await new Promise<string[]>((resolve, reject) => {
+          const messages: string[] = [];
+          const call = client.makeServerStreamRequest(method.path, id, id, Buffer.alloc(0));
+          call.on("data", (m: Buffer) => messages.push(m.toString()));
+          call.on("error", reject);
+          call.on("end", () => resolve(messages));
+        });
+        expect(found).toBe(true);
+        expect(got).toEqual(["one", "two"]);
+      } finally {
+        client.close();
+      }
+    },
+  );
 });
