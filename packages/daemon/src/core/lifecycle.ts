@@ -1,0 +1,212 @@
+import type { Clock } from "./clock.js";
+import type { EventBody, EventSink } from "./events.js";
+import type { Logger } from "./logger.js";
+import {
+  childOf,
+  ENTERED_FROM,
+  type Entry,
+  type InBackoff,
+  inBackoff,
+  type Running,
+  running,
+  type State,
+  type Stopping,
+  stopped,
+  stopping,
+} from "./process-state.js";
+import { decide, isInstantDeath, type Requested } from "./restart-policy.js";
+import { type Child, type ChildExit, SpawnError, type Spawner } from "./spawner.js";
+import type { ExitStatus, StopReason } from "./types.js";
+
+/** What the lifecycle asks of the registry that holds the entries. */
+export interface LifecycleHost {
+  /** True while `entry` is the one registered under its name: output of a forgotten one is dropped. */
+  isRegistered(entry: Entry): boolean;
+  /** Forgets `entry`, whose removal its exit completed. */
+  forget(entry: Entry): void;
+}
+
+/** What the lifecycle needs from the outside world. */
+export interface LifecycleDeps {
+  readonly clock: Clock;
+  readonly spawner: Spawner;
+  readonly emit: EventSink;
+  readonly logger: Logger;
+  readonly host: LifecycleHost;
+}
+
+/**
+ * What happens to one process between the calls: its spawn, its exit and the
+ * restart rule that follows it (restart-policy.ts), its timers, and entering
+ * each state, which is where every state's signals, timers and event are.
+ */
+export class Lifecycle {
+  private readonly clock: Clock;
+  private readonly spawner: Spawner;
+  private readonly emit: EventSink;
+  private readonly logger: Logger;
+  private readonly host: LifecycleHost;
+
+  constructor(deps: LifecycleDeps) {
+    this.clock = deps.clock;
+    this.spawner = deps.spawner;
+    this.emit = deps.emit;
+    this.logger = deps.logger;
+    this.host = deps.host;
+  }
+
+  /** Spawns the process; a failed spawn is an instant death, decided as any other. */
+  launch(entry: Entry): void {
+    const { spec } = entry;
+    let child: Child;
+    try {
+      child = this.spawner.spawn(spec, {
+        onExit: (exit) => this.onExit(entry, child, exit),
+        onOutput: (stream, line, partial) => {
+          if (this.host.isRegistered(entry)) {
+            this.emit({ process: spec.name, kind: "output", stream, line, partial });
+          }
+        },
+      });
+    } catch (err) {
+      const error = err instanceof SpawnError ? err.message : `spawn failed: ${String(err)}`;
+      this.logger.warn({ process: spec.name, err }, "spawn failed");
+      entry.lastSpawnError = error;
+      this.report(entry, { kind: "spawnFailed", error });
+      this.follow(entry, undefined, undefined);
+      return;
+    }
+    this.enter(entry, running(child, this.clock.now()));
+  }
+
+  onExit(entry: Entry, child: Child, exit: ChildExit): void {
+    const { state } = entry;
+    if (childOf(state) !== child || (state.kind !== "running" && state.kind !== "stopping")) {
+      this.logger.warn({ process: entry.spec.name, pid: child.pid }, "exit of an unknown child");
+      return;
+    }
+    const uptimeMs = Math.max(0, Math.round(this.clock.now() - state.startedAt));
+    const status: ExitStatus = { code: exit.code, signal: exit.signal, uptimeMs };
+    entry.lastExit = status;
+    const requested = state.kind === "stopping" ? state.after : undefined;
+    const instant = isInstantDeath({
+      uptimeMs,
+      thresholdMs: entry.spec.thresholdMs,
+      requested,
+      backoff: entry.backoff,
+    });
+    this.enter(entry, stopped(), { kind: "exited", pid: child.pid, status, instant });
+    this.follow(entry, uptimeMs, requested);
+    if (state.kind === "stopping") {
+      const waiters = entry.exitWaiters;
+      entry.exitWaiters = [];
+      for (const resolve of waiters) resolve();
+    }
+  }
+
+  /** Applies the restart rule to a run that just ended (or never began: `uptimeMs` undefined). */
+  private follow(
+    entry: Entry,
+    uptimeMs: number | undefined,
+    requested: Requested | undefined,
+  ): void {
+    const decision = decide({
+      uptimeMs,
+      thresholdMs: entry.spec.thresholdMs,
+      requested,
+      backoff: entry.backoff,
+    });
+    entry.backoff = decision.backoff;
+    switch (decision.next) {
+      case "start":
+        if (decision.counted) entry.restartCount += 1;
+        this.launch(entry);
+        return;
+      case "backoff":
+        this.enter(
+          entry,
+          inBackoff(decision.delayMs, Math.round(this.clock.wallNow() + decision.delayMs)),
+        );
+        return;
+      case "forget":
+        this.host.forget(entry);
+        return;
+      case "stopped":
+        return;
+    }
+  }
+
+  /** SIGTERM to the group now, SIGKILL after kill_time unless it exits first. */
+  beginStop(entry: Entry, state: Running, reason: StopReason, after: Requested): void {
+    this.enter(entry, stopping(state, after), reason);
+  }
+
+  /**
+   * Moves `entry` to `next`, which is only legal from the states
+   * ENTERED_FROM names, and does what entering it means: leaving the old
+   * state's timers behind, then the new state's signals, timers and event.
+   * `because` is the stop's reason for stopping, the event for stopped.
+   */
+  enter(entry: Entry, next: State, because?: StopReason | EventBody): void {
+    const previous = entry.state;
+    if (!ENTERED_FROM[next.kind].includes(previous.kind)) {
+      throw new Error(
+        `illegal transition ${previous.kind} -> ${next.kind} for "${entry.spec.name}"`,
+      );
+    }
+    if (previous.kind === "backoff") previous.timer?.cancel();
+    if (previous.kind === "stopping") previous.killTimer?.cancel();
+    entry.state = next;
+    this.logger.debug({ process: entry.spec.name }, `${previous.kind} -> ${next.kind}`);
+    switch (next.kind) {
+      case "running":
+        entry.lastSpawnError = undefined;
+        entry.startedAtWall = this.clock.wallNow();
+        this.report(entry, { kind: "started", pid: next.child.pid });
+        return;
+      case "backoff":
+        next.timer = this.clock.setTimer(next.delayMs, () => this.backoffEnded(entry, next));
+        this.report(entry, {
+          kind: "restartScheduled",
+          delayMs: next.delayMs,
+          atWallMs: next.restartAtWall,
+        });
+        return;
+      case "stopping":
+        next.child.signal("SIGTERM");
+        this.report(entry, {
+          kind: "stopping",
+          pid: next.child.pid,
+          signal: "SIGTERM",
+          reason: because as StopReason,
+        });
+        next.killTimer = this.clock.setTimer(entry.spec.killTimeMs, () =>
+          this.killTimeUp(entry, next),
+        );
+        return;
+      case "stopped":
+        if (because !== undefined) this.report(entry, because as EventBody);
+        return;
+    }
+  }
+
+  /** The backoff delay ended: the restart it waited for, counted. */
+  private backoffEnded(entry: Entry, state: InBackoff): void {
+    if (entry.state !== state) return;
+    entry.restartCount += 1;
+    this.launch(entry);
+  }
+
+  /** kill_time passed and the process still runs: SIGKILL to its group. */
+  private killTimeUp(entry: Entry, state: Stopping): void {
+    if (entry.state !== state) return;
+    state.killTimer = undefined;
+    state.child.signal("SIGKILL");
+    this.report(entry, { kind: "killed", pid: state.child.pid, signal: "SIGKILL" });
+  }
+
+  /** Reports `body` about `entry`'s process. */
+  report(entry: Entry, body: EventBody): void {
+    this.emit({ ...body, process: entry.spec.name });
+  }
+}

@@ -1,0 +1,136 @@
+import { Backoff } from "./backoff.js";
+import type { Timer } from "./clock.js";
+import type { Requested } from "./restart-policy.js";
+import type { Child } from "./spawner.js";
+import type { ExitStatus, Intent, ProcessSpec, ProcessView } from "./types.js";
+
+/** The process is alive. */
+export interface Running {
+  readonly kind: "running";
+  readonly child: Child;
+  /** Monotonic ms of the spawn, for uptime and the instant-death threshold. */
+  readonly startedAt: number;
+}
+
+/** The process died; `timer` will start it again at `restartAtWall`. */
+export interface InBackoff {
+  readonly kind: "backoff";
+  readonly delayMs: number;
+  readonly restartAtWall: number;
+  /** Set as the state is entered. */
+  timer: Timer | undefined;
+}
+
+/**
+ * The stop signal was sent to the process group; `killTimer` sends SIGKILL
+ * after kill_time. `after` says what the exit leads to, and may be changed by
+ * calls made while it is stopping (a start during a stop starts it again).
+ */
+export interface Stopping {
+  readonly kind: "stopping";
+  readonly child: Child;
+  readonly startedAt: number;
+  after: Requested;
+  /** Set as the state is entered. */
+  killTimer: Timer | undefined;
+}
+
+/** Nothing runs and nothing is scheduled: stopped on request, or between a run and what follows. */
+export interface Stopped {
+  readonly kind: "stopped";
+}
+
+/** A process's supervision state, one of four. */
+export type State = Running | InBackoff | Stopping | Stopped;
+
+/** A state's name. */
+export type StateKind = State["kind"];
+
+/** The process runs `child`, spawned now. */
+export const running = (child: Child, startedAt: number): Running => ({
+  kind: "running",
+  child,
+  startedAt,
+});
+
+/** The process waits `delayMs` before it is started again. */
+export const inBackoff = (delayMs: number, restartAtWall: number): InBackoff => ({
+  kind: "backoff",
+  delayMs,
+  restartAtWall,
+  timer: undefined,
+});
+
+/** The running process is being stopped; its exit leads to `after`. */
+export const stopping = (from: Running, after: Requested): Stopping => ({
+  kind: "stopping",
+  child: from.child,
+  startedAt: from.startedAt,
+  after,
+  killTimer: undefined,
+});
+
+/** Nothing runs. */
+export const stopped = (): Stopped => ({ kind: "stopped" });
+
+/** The states each state may be entered from: every other move is a bug. */
+export const ENTERED_FROM: Readonly<Record<StateKind, readonly StateKind[]>> = {
+  running: ["stopped", "backoff"],
+  backoff: ["stopped", "backoff"],
+  stopping: ["running"],
+  stopped: ["running", "stopping", "backoff"],
+};
+
+/** One supervised process: its spec and everything the monitor knows of it. */
+export interface Entry {
+  /** Replaced by update(); each launch uses the current one. */
+  spec: ProcessSpec;
+  intent: Intent;
+  state: State;
+  backoff: Backoff;
+  restartCount: number;
+  lastExit: ExitStatus | undefined;
+  startedAtWall: number | undefined;
+  /** Why the latest spawn failed; undefined once one has succeeded. */
+  lastSpawnError: string | undefined;
+  /** Resolved when the run being stopped has exited and its aftermath is in place. */
+  exitWaiters: Array<() => void>;
+}
+
+/** A new entry for `spec`, stopped, with a fresh backoff. */
+export function newEntry(spec: ProcessSpec, intent: Intent): Entry {
+  return {
+    spec,
+    intent,
+    state: stopped(),
+    backoff: Backoff.initial(spec.minRestartDelayMs, spec.maxRestartDelayMs),
+    restartCount: 0,
+    lastExit: undefined,
+    startedAtWall: undefined,
+    lastSpawnError: undefined,
+    exitWaiters: [],
+  };
+}
+
+/** The running child of a state, if it has one. */
+export function childOf(state: State): Child | undefined {
+  return state.kind === "running" || state.kind === "stopping" ? state.child : undefined;
+}
+
+/** A snapshot of `entry`, as the API reports it. */
+export function viewOf(entry: Entry): ProcessView {
+  const { state } = entry;
+  return {
+    spec: entry.spec,
+    state: state.kind,
+    pid: childOf(state)?.pid ?? 0,
+    startedAtWallMs: entry.startedAtWall,
+    restartCount: entry.restartCount,
+    lastExit: entry.lastExit,
+    nextRestartAtWallMs: state.kind === "backoff" ? state.restartAtWall : undefined,
+    restartDelayMs: entry.backoff.delayMs,
+    intent: entry.intent,
+    lastSpawnError: entry.lastSpawnError,
+    removing: state.kind === "stopping" && state.after === "forget",
+  };
+}
