@@ -1,18 +1,29 @@
-import { fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
-import {
-  type ProcessSpec as ProcessSpecProto,
-  ProcessSpecSchema,
-} from "@procmon/client/gen/procmon/v1/procmon_pb.js";
 import type { ConfigEntry } from "./adapters/config-file.js";
 import type { PersistedState, ProcessSource, StateFileWriter } from "./adapters/state-file.js";
-import { type ValidateSpecOptions, validateSpec } from "./adapters/validate-spec.js";
 import { ProcmonError } from "./core/errors.js";
 import type { Logger } from "./core/logger.js";
 import { quote } from "./core/quote.js";
+import {
+  normaliseSpec,
+  runsAsDaemon,
+  type SpecContext,
+  type SpecFileCheck,
+  type SpecInput,
+} from "./core/spec.js";
 import type { Supervisor } from "./core/supervisor.js";
 import type { ProcessSpec, ProcessView } from "./core/types.js";
 import type { EventLog } from "./events/event-log.js";
-import { specToProto } from "./transport/convert.js";
+
+/** How the state file holds a spec: ProcessSpec's JSON form (wire/spec.ts in the daemon). */
+export interface SpecJsonCodec {
+  /** The JSON form of a normalised spec. */
+  encode(spec: ProcessSpec): unknown;
+  /**
+   * What a JSON form asks for, for the rules to check.
+   * @throws Error naming what does not decode.
+   */
+  decode(json: unknown): SpecInput;
+}
 
 /** Caps that keep one client from exhausting the daemon. */
 export interface Limits {
@@ -36,7 +47,12 @@ export interface ControlDeps {
   readonly store: StateFileWriter | undefined;
   /** Identifies this registry's children. */
   readonly instance: string;
-  readonly validation: ValidateSpecOptions;
+  /** What the spec rules need to know of the daemon. */
+  readonly validation: SpecContext;
+  /** Checks a spec's cwd and executable where they are now. */
+  readonly checkFiles: SpecFileCheck;
+  /** The state file's form of a spec. */
+  readonly specJson: SpecJsonCodec;
   readonly limits: Limits;
   readonly logger: Logger;
 }
@@ -55,12 +71,10 @@ export class Control {
   }
 
   /** Validates and registers a process, and starts it. */
-  async add(
-    spec: ProcessSpecProto | undefined,
-    source: ProcessSource = "api",
-  ): Promise<ProcessView> {
-    const { supervisor, limits } = this.deps;
-    const normalised = validateSpec(spec, this.deps.validation);
+  async add(spec: SpecInput | undefined, source: ProcessSource = "api"): Promise<ProcessView> {
+    const { supervisor, limits, validation, checkFiles } = this.deps;
+    const normalised = normaliseSpec(spec, validation);
+    checkFiles(normalised, runsAsDaemon(normalised, validation));
     checkSpecSize(normalised, limits.maxSpecBytes);
     if (supervisor.size >= limits.maxProcesses && !this.sources.has(normalised.name)) {
       throw new ProcmonError(
@@ -131,19 +145,20 @@ export class Control {
     const entries = state.processes.map((persisted, i) => {
       let spec: ProcessSpec;
       const where = `processes[${i}]`;
-      let wire: ProcessSpecProto;
+      let input: SpecInput;
       try {
-        wire = fromJson(ProcessSpecSchema, persisted.spec as JsonValue);
+        input = this.deps.specJson.decode(persisted.spec);
       } catch (err) {
         // The file was written by us: a spec we cannot read means it was edited by hand.
         throw unusable(`holds a process that cannot be read (${where}: ${(err as Error).message})`);
       }
       try {
-        // As AddProcess would, but for the files: see ValidateSpecOptions.checkFiles.
-        spec = validateSpec(wire, { ...validation, checkFiles: false });
+        // As AddProcess would, but for the files: an executable that vanished meanwhile
+        // is the supervisor's to retry with backoff, not a reason to lose the process.
+        spec = normaliseSpec(input, validation);
       } catch (err) {
         throw unusable(
-          `holds a process that is not valid (${where} ${quote(wire.name)}: ${(err as Error).message})`,
+          `holds a process that is not valid (${where} ${quote(input.name)}: ${(err as Error).message})`,
         );
       }
       if (names.has(spec.name)) throw unusable(`holds process "${spec.name}" twice`);
@@ -181,7 +196,7 @@ export class Control {
       if (!this.isRegistered(spec.name)) {
         logger.info({ process: spec.name }, "config: adding");
         supervisor.add(spec);
-      } else if (!sameSpec(supervisor.get(spec.name).spec, spec)) {
+      } else if (!this.sameSpec(supervisor.get(spec.name).spec, spec)) {
         logger.info({ process: spec.name }, "config: changed, restarting");
         work.push(supervisor.update(spec));
       }
@@ -189,6 +204,11 @@ export class Control {
     }
     await Promise.all(work);
     await this.persist();
+  }
+
+  private sameSpec(a: ProcessSpec, b: ProcessSpec): boolean {
+    const { encode } = this.deps.specJson;
+    return JSON.stringify(encode(a)) === JSON.stringify(encode(b));
   }
 
   private isRegistered(name: string): boolean {
@@ -237,7 +257,7 @@ export class Control {
         .list()
         .filter((view) => !view.removing)
         .map((view) => ({
-          spec: specJson(view.spec),
+          spec: this.deps.specJson.encode(view.spec),
           intent: view.intent,
           source: this.sources.get(view.spec.name) ?? "api",
         })),
@@ -283,22 +303,6 @@ export function refuseTakeover(
     "invalid_argument",
     `${first.where}: process ${quote(first.spec.name)} was added through the API, not by this file${others}: remove it (procmonctl rm) or rename the entry; nothing was changed`,
   );
-}
-
-/** Specs are immutable: each one's JSON form is computed once. */
-const specJsonCache = new WeakMap<ProcessSpec, JsonValue>();
-
-function specJson(spec: ProcessSpec): JsonValue {
-  let json = specJsonCache.get(spec);
-  if (json === undefined) {
-    json = toJson(ProcessSpecSchema, specToProto(spec));
-    specJsonCache.set(spec, json);
-  }
-  return json;
-}
-
-function sameSpec(a: ProcessSpec, b: ProcessSpec): boolean {
-  return JSON.stringify(specJson(a)) === JSON.stringify(specJson(b));
 }
 
 function checkSpecSize(spec: ProcessSpec, maxBytes: number): void {

@@ -12,6 +12,7 @@ import { nodeClock } from "./adapters/node-clock.js";
 import { NodeSpawner } from "./adapters/node-spawner.js";
 import { INSTANCE_ENV, terminateOrphans } from "./adapters/orphans.js";
 import { bindError, prepareSocketPath, withPrivateUmask } from "./adapters/socket-file.js";
+import { checkSpecFiles } from "./adapters/spec-files.js";
 import { emptyState, readStateFile, StateFileWriter } from "./adapters/state-file.js";
 import { lockStateFile, type StateLock } from "./adapters/state-lock.js";
 import { notifyReady } from "./adapters/systemd-notify.js";
@@ -27,6 +28,7 @@ import { createHealth, healthServiceName } from "./transport/health.js";
 import { rejectMalformedRequests, tolerantServices } from "./transport/malformed-requests.js";
 import { addReflection } from "./transport/reflection.js";
 import { processMonitorService } from "./transport/service.js";
+import { specInputFromJson, specToJson } from "./wire/spec.js";
 
 /** A running procmond. */
 export interface Daemon {
@@ -152,6 +154,7 @@ async function start(
     daemonUid: process.getuid?.() ?? 0,
     daemonGid: process.getgid?.() ?? 0,
   };
+  const configContext = { ...validation, checkFiles: checkSpecFiles };
 
   await prepareSocketPath(socketPath, options.socketGroup);
   const store =
@@ -159,7 +162,7 @@ async function start(
   store?.sweepTemps();
   const saved = options.stateFile === undefined ? undefined : readStateFile(options.stateFile);
   const loadConfig = () =>
-    options.configFile === undefined ? [] : loadConfigFile(options.configFile, validation);
+    options.configFile === undefined ? [] : loadConfigFile(options.configFile, configContext);
   const configured = loadConfig();
   // Before anything runs: the config must not take over what the API added.
   const savedSources = new Map(saved?.processes.map((p) => [nameOf(p.spec), p.source]));
@@ -205,6 +208,8 @@ async function start(
     store,
     instance,
     validation,
+    checkFiles: checkSpecFiles,
+    specJson: { encode: specToJson, decode: specInputFromJson },
     limits: options.limits,
     logger,
   });

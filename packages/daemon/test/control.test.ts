@@ -14,6 +14,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { startDaemon } from "../dist/daemon.js";
 import { parseFlags } from "../dist/flags.js";
 import { FlowGate } from "../src/adapters/flow-gate.js";
+import { checkSpecFiles } from "../src/adapters/spec-files.js";
 import { type PersistedState, readStateFile, StateFileWriter } from "../src/adapters/state-file.js";
 import { Control, DEFAULT_LIMITS, type Limits } from "../src/control.js";
 import { ProcmonError } from "../src/core/errors.js";
@@ -22,6 +23,7 @@ import type { ChildHandlers, Spawner, SpawnRequest } from "../src/core/spawner.j
 import { Supervisor } from "../src/core/supervisor.js";
 import { DEFAULT_POLICY, type ProcessSpec } from "../src/core/types.js";
 import { DEFAULT_RETENTION, EventLog } from "../src/events/event-log.js";
+import { specInputFromJson, specInputFromProto, specToJson } from "../src/wire/spec.js";
 import { FakeChild, FakeClock, ofKind, spec } from "./core/fakes.js";
 
 /** A fake child whose liveness the test sets, as /proc would report it. */
@@ -103,6 +105,8 @@ function harness(
     store: new StateFileWriter(statePath),
     instance: options.instance ?? "test-instance",
     validation: { defaults: DEFAULT_POLICY, daemonUid: 0, daemonGid: 0 },
+    checkFiles: checkSpecFiles,
+    specJson: { encode: specToJson, decode: specInputFromJson },
     limits: { ...DEFAULT_LIMITS, ...options.limits },
     logger: pino({ level: "silent" }),
   });
@@ -121,7 +125,8 @@ function harness(
   };
 }
 
-const proto = (init: ProcessSpecInit) => create(ProcessSpecSchema, init);
+/** A spec as the service hands it to Control: decoded from its wire form. */
+const proto = (init: ProcessSpecInit) => specInputFromProto(create(ProcessSpecSchema, init));
 const sleeper = (name: string, extra: ProcessSpecInit = {}) =>
   proto({ name, args: ["sleep", "100"], ...extra });
 

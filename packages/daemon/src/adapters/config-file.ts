@@ -1,32 +1,25 @@
 import { readFileSync } from "node:fs";
-import { create } from "@bufbuild/protobuf";
+import {
+  type DescField,
+  type DescMessage,
+  fromJson,
+  type JsonValue,
+  ScalarType,
+  toJson,
+} from "@bufbuild/protobuf";
+import { DurationSchema } from "@bufbuild/protobuf/wkt";
 import { parseDuration } from "@procmon/client/duration";
 import { ProcessSpecSchema } from "@procmon/client/gen/procmon/v1/procmon_pb.js";
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type YAMLMap } from "yaml";
 import { ProcmonError } from "../core/errors.js";
+import { normaliseSpec, runsAsDaemon, type SpecContext, type SpecFileCheck } from "../core/spec.js";
 import type { ProcessSpec } from "../core/types.js";
-import { type ValidateSpecOptions, validateSpec } from "./validate-spec.js";
+import { specInputFromJson } from "../wire/spec.js";
 
-/** The fields of ProcessSpec's JSON form, in either spelling, by their canonical name. */
-const FIELDS: Record<string, string> = {
-  name: "name",
-  args: "args",
-  env: "env",
-  clearEnv: "clearEnv",
-  clear_env: "clearEnv",
-  cwd: "cwd",
-  uid: "uid",
-  gid: "gid",
-  threshold: "threshold",
-  killTime: "killTime",
-  kill_time: "killTime",
-  minRestartDelay: "minRestartDelay",
-  min_restart_delay: "minRestartDelay",
-  maxRestartDelay: "maxRestartDelay",
-  max_restart_delay: "maxRestartDelay",
-};
-
-const DURATION_FIELDS = new Set(["threshold", "killTime", "minRestartDelay", "maxRestartDelay"]);
+/** What checking the entries of a config file needs: the rules' context, and the files' check. */
+export interface ConfigContext extends SpecContext {
+  readonly checkFiles: SpecFileCheck;
+}
 
 /** One process of a config file, and where it is written. */
 export interface ConfigEntry {
@@ -47,10 +40,14 @@ export interface ConfigEntry {
  *     killTime: 10s
  * ```
  *
- * Every entry is validated as AddProcess validates a spec.
+ * Field names are ProcessSpec's, in either spelling, and values its JSON form
+ * (read by protobuf-es's fromJson), except that durations are written as
+ * everywhere else in procmon (`500ms`, `1m30s`) and numbers may stand for the
+ * strings of a list or a mapping (`args: [sleep, 100]`). Every entry is validated as AddProcess
+ * validates a spec.
  * @throws ProcmonError invalid_argument naming the file, the line and the problem.
  */
-export function loadConfigFile(path: string, options: ValidateSpecOptions): ConfigEntry[] {
+export function loadConfigFile(path: string, options: ConfigContext): ConfigEntry[] {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
@@ -61,11 +58,7 @@ export function loadConfigFile(path: string, options: ValidateSpecOptions): Conf
 }
 
 /** Parses config text; `path` only names the file in errors. */
-export function parseConfig(
-  text: string,
-  path: string,
-  options: ValidateSpecOptions,
-): ConfigEntry[] {
+export function parseConfig(text: string, path: string, options: ConfigContext): ConfigEntry[] {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
   const fail = (node: Node | undefined | null, problem: string): never => {
@@ -99,10 +92,11 @@ export function parseConfig(
   for (const [index, item] of processes.items.entries()) {
     const node = item as Node;
     if (!isMap(node)) fail(node, `processes[${index}] must be a mapping`);
-    const init = readEntry(node as YAMLMap, index, fail);
+    const json = readEntry(node as YAMLMap, index, fail);
     let spec: ProcessSpec;
     try {
-      spec = validateSpec(create(ProcessSpecSchema, init), options);
+      spec = normaliseSpec(specInputFromJson(json), options);
+      options.checkFiles(spec, runsAsDaemon(spec, options));
     } catch (err) {
       return fail(node, `processes[${index}]: ${(err as Error).message}`);
     }
@@ -117,74 +111,137 @@ export function parseConfig(
   return entries;
 }
 
+/** An entry as ProcessSpec's JSON form, each field checked (and failed) at its own line. */
 function readEntry(
   map: YAMLMap,
   index: number,
   fail: (node: Node | undefined | null, problem: string) => never,
-): Parameters<typeof create<typeof ProcessSpecSchema>>[1] {
-  const init: Record<string, unknown> = {};
+): JsonValue {
+  const json: Record<string, JsonValue> = {};
   for (const pair of map.items) {
     const keyNode = pair.key as Node;
     const key = isScalar(keyNode) ? String(keyNode.value) : "";
-    const field = FIELDS[key];
     const where = `processes[${index}].${key}`;
+    const field = fieldNamed(ProcessSpecSchema, key);
     if (field === undefined) {
-      fail(keyNode, `${where}: unknown field (expected one of ${Object.keys(FIELDS).join(", ")})`);
+      const known = ProcessSpecSchema.fields.map((f) => f.name).join(", ");
+      fail(keyNode, `${where}: unknown field (expected one of ${known})`);
     }
     const valueNode = pair.value as Node | null;
-    const value: unknown = valueNode === null ? null : valueNode.toJSON();
-    init[field as string] = convert(field as string, value, (problem) =>
-      fail(valueNode ?? keyNode, `${where}: ${problem}`),
-    );
+    const at = (problem: string): never => fail(valueNode ?? keyNode, `${where}: ${problem}`);
+    const value = jsonOf(field as DescField, valueNode === null ? null : valueNode.toJSON(), at);
+    try {
+      // Decoded alone first, so that a value protobuf-es refuses is named at its line.
+      fromJson(ProcessSpecSchema, { [(field as DescField).jsonName]: value });
+    } catch (err) {
+      at((err as Error).message);
+    }
+    json[(field as DescField).jsonName] = value;
   }
-  return init;
+  return json;
 }
 
-function convert(field: string, value: unknown, fail: (problem: string) => never): unknown {
-  if (DURATION_FIELDS.has(field)) {
+/** The field of `message` named `key`, in either spelling. */
+function fieldNamed(message: DescMessage, key: string): DescField | undefined {
+  return message.fields.find((f) => f.name === key || f.jsonName === key);
+}
+
+/**
+ * A value of `field` as its JSON form: durations in procmon's syntax become
+ * proto3 JSON's seconds, numbers and booleans where strings go become those
+ * strings, and nested messages are translated the same way. What it does not
+ * know is left to fromJson.
+ */
+function jsonOf(field: DescField, value: unknown, fail: (problem: string) => never): JsonValue {
+  const each = <T>(list: unknown, item: (v: unknown) => T, what: string): T[] => {
+    if (!Array.isArray(list)) return fail(`expected a list of ${what}`);
+    return list.map(item);
+  };
+  switch (field.fieldKind) {
+    case "scalar":
+      return scalarJson(field.scalar, value, fail);
+    case "message":
+      return messageJson(field.message, value, fail);
+    case "list":
+      if (field.listKind === "scalar") {
+        const strings = field.scalar === ScalarType.STRING;
+        return each(
+          value,
+          (v) =>
+            strings && typeof v !== "string" && typeof v !== "number"
+              ? fail("expected a list of strings")
+              : scalarJson(field.scalar, strings ? String(v) : v, fail),
+          strings ? "strings" : "values",
+        );
+      }
+      if (field.listKind === "message") {
+        return each(value, (v) => messageJson(field.message, v, fail), "mappings");
+      }
+      return value as JsonValue;
+    case "map": {
+      if (typeof value !== "object" || value === null || Array.isArray(value)) {
+        return fail("expected a mapping of names to values");
+      }
+      const entries = Object.entries(value).map(([k, v]): [string, JsonValue] => {
+        if (field.mapKind === "scalar" && field.scalar === ScalarType.STRING) {
+          if (typeof v !== "string" && typeof v !== "number" && typeof v !== "boolean") {
+            return fail(`the value of ${k} must be a string`);
+          }
+          return [k, String(v)];
+        }
+        return [k, v as JsonValue];
+      });
+      return Object.fromEntries(entries);
+    }
+    default:
+      return value as JsonValue;
+  }
+}
+
+function messageJson(
+  message: DescMessage,
+  value: unknown,
+  fail: (problem: string) => never,
+): JsonValue {
+  if (message.typeName === DurationSchema.typeName) {
     if (typeof value !== "string") return fail('expected a duration such as "500ms" or "5s"');
     try {
-      return parseDuration(value);
+      return toJson(DurationSchema, parseDuration(value));
     } catch (err) {
       return fail((err as Error).message);
     }
   }
-  switch (field) {
-    case "name":
-    case "cwd":
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return fail("expected a mapping");
+  }
+  const json: Record<string, JsonValue> = {};
+  for (const [key, v] of Object.entries(value)) {
+    const field = fieldNamed(message, key);
+    if (field === undefined) return fail(`${key}: unknown field`);
+    json[field.jsonName] = jsonOf(field, v, (problem) => fail(`${key}: ${problem}`));
+  }
+  return json;
+}
+
+function scalarJson(
+  scalar: ScalarType,
+  value: unknown,
+  fail: (problem: string) => never,
+): JsonValue {
+  switch (scalar) {
+    case ScalarType.STRING:
       if (typeof value !== "string") return fail("expected a string");
       return value;
-    case "args":
-      if (
-        !Array.isArray(value) ||
-        value.some((a) => typeof a !== "string" && typeof a !== "number")
-      ) {
-        return fail("expected a list of strings");
-      }
-      return value.map(String);
-    case "env": {
-      if (typeof value !== "object" || value === null || Array.isArray(value)) {
-        return fail("expected a mapping of names to values");
-      }
-      const env: Record<string, string> = {};
-      for (const [k, v] of Object.entries(value)) {
-        if (typeof v !== "string" && typeof v !== "number" && typeof v !== "boolean") {
-          return fail(`the value of ${k} must be a string`);
-        }
-        env[k] = String(v);
-      }
-      return env;
-    }
-    case "clearEnv":
+    case ScalarType.BOOL:
       if (typeof value !== "boolean") return fail("expected true or false");
       return value;
-    case "uid":
-    case "gid":
+    case ScalarType.UINT32:
+    case ScalarType.UINT64:
       if (typeof value !== "number" || !Number.isInteger(value) || value < 0) {
         return fail("expected a non-negative whole number");
       }
       return value;
     default:
-      return fail("unknown field");
+      return value as JsonValue;
   }
 }

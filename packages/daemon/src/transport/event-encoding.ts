@@ -7,7 +7,8 @@ import {
 } from "@procmon/client/gen/procmon/v1/procmon_pb.js";
 import type { CoreEvent } from "../core/events.js";
 import type { LoggedEvent } from "../events/logged-event.js";
-import { eventToProto, OUTPUT_STREAM, timestampParts } from "./convert.js";
+import { eventToProto, OUTPUT_STREAM } from "../wire/event.js";
+import { timestampParts } from "../wire/time.js";
 
 /**
  * The encodings of the events most recently sent. Subscribers at the head of

@@ -34,7 +34,8 @@ import { quote } from "../core/quote.js";
 import type { Supervisor } from "../core/supervisor.js";
 import type { ProcessView } from "../core/types.js";
 import type { EventLog, Subscription } from "../events/event-log.js";
-import { processToProto } from "./convert.js";
+import { processToProto } from "../wire/process.js";
+import { specInputFromProto } from "../wire/spec.js";
 import { toServiceError } from "./errors.js";
 import { encodedEvent } from "./event-encoding.js";
 import { EventStream, http2StreamOf } from "./event-stream.js";
@@ -80,7 +81,7 @@ export function processMonitorService(
 
   return {
     addProcess: unary(async (request: AddProcessRequest) =>
-      create(AddProcessResponseSchema, one(await control.add(request.process))),
+      create(AddProcessResponseSchema, one(await control.add(specInputFromProto(request.process)))),
     ),
     removeProcess: unary(async (request: { name: string }) =>
       create(RemoveProcessResponseSchema, one(await control.remove(name(request)))),

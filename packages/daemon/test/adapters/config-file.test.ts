@@ -4,14 +4,15 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadConfigFile, parseConfig } from "../../src/adapters/config-file.js";
-import type { ValidateSpecOptions } from "../../src/adapters/validate-spec.js";
+import { type ConfigContext, loadConfigFile, parseConfig } from "../../src/adapters/config-file.js";
+import { checkSpecFiles } from "../../src/adapters/spec-files.js";
 import { ProcmonError } from "../../src/core/errors.js";
 import { DEFAULT_POLICY } from "../../src/core/types.js";
 
 const PATH = "/etc/procmon/processes.yaml";
 
-const options: ValidateSpecOptions = {
+const options: ConfigContext = {
+  checkFiles: checkSpecFiles,
   defaults: DEFAULT_POLICY,
   daemonUid: process.getuid?.() ?? 0,
   daemonGid: process.getgid?.() ?? 0,

@@ -3,8 +3,8 @@ import { WatchEventsResponseSchema } from "@procmon/client/gen/procmon/v1/procmo
 import { describe, expect, it } from "vitest";
 import type { CoreEvent } from "../../src/core/events.js";
 import type { LoggedEvent } from "../../src/events/logged-event.js";
-import { eventToProto } from "../../src/transport/convert.js";
 import { encodedEvent, encodeWatchEventsResponse } from "../../src/transport/event-encoding.js";
+import { eventToProto } from "../../src/wire/event.js";
 import { seeded } from "../core/fakes.js";
 
 /** What protobuf-es writes for `logged`: the reference. */

@@ -5,9 +5,11 @@ import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { DurationSchema } from "@bufbuild/protobuf/wkt";
 import { type ProcessSpec, ProcessSpecSchema } from "@procmon/client/gen/procmon/v1/procmon_pb.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { validateSpec } from "../../src/adapters/validate-spec.js";
+import { checkSpecFiles } from "../../src/adapters/spec-files.js";
 import { type ErrorCode, ProcmonError } from "../../src/core/errors.js";
+import { normaliseSpec, runsAsDaemon, type SpecContext } from "../../src/core/spec.js";
 import { DEFAULT_POLICY, type Policy } from "../../src/core/types.js";
+import { specInputFromProto } from "../../src/wire/spec.js";
 
 const DEFAULTS: Policy = {
   thresholdMs: 1_000,
@@ -16,6 +18,13 @@ const DEFAULTS: Policy = {
   maxRestartDelayMs: 3_600_000,
 };
 const OPTS = { defaults: DEFAULTS, daemonUid: 1000, daemonGid: 1000 };
+
+/** What AddProcess does with a wire spec: decode it, hold it to the rules, then check its files. */
+function validateSpec(wire: ProcessSpec | undefined, context: SpecContext) {
+  const spec = normaliseSpec(specInputFromProto(wire), context);
+  checkSpecFiles(spec, runsAsDaemon(spec, context));
+  return spec;
+}
 
 let dir: string;
 let script: string;

@@ -10,16 +10,22 @@ import {
 } from "@procmon/client/gen/procmon/v1/procmon_pb.js";
 import { describe, expect, it } from "vitest";
 import type { CoreEvent } from "../../src/core/events.js";
-import { DEFAULT_POLICY, type ProcessSpec, type ProcessView } from "../../src/core/types.js";
 import {
-  durationToMs,
-  eventToProto,
-  msToDuration,
-  msToTimestamp,
-  processToProto,
-  specFromProto,
-  specToProto,
-} from "../../src/transport/convert.js";
+  DEFAULT_POLICY,
+  type Policy,
+  type ProcessSpec,
+  type ProcessView,
+} from "../../src/core/types.js";
+
+/** A wire spec as the daemon takes it: decoded, then held to the rules (by a root daemon). */
+const specFromProto = (spec: Parameters<typeof specInputFromProto>[0], defaults: Policy) =>
+  normaliseSpec(specInputFromProto(spec), { defaults, daemonUid: 0, daemonGid: 0 });
+
+import { normaliseSpec } from "../../src/core/spec.js";
+import { eventToProto } from "../../src/wire/event.js";
+import { processToProto } from "../../src/wire/process.js";
+import { specInputFromProto, specToProto } from "../../src/wire/spec.js";
+import { durationToMs, msToDuration, msToTimestamp } from "../../src/wire/time.js";
 
 const SPEC: ProcessSpec = {
   name: "web-1",

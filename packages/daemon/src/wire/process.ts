@@ -1,0 +1,51 @@
+// Process snapshots and exit statuses in their wire form.
+import { create } from "@bufbuild/protobuf";
+import {
+  type ExitStatus as ExitStatusProto,
+  ExitStatusSchema,
+  type Process as ProcessProto,
+  ProcessSchema,
+  State,
+} from "@procmon/client/gen/procmon/v1/procmon_pb.js";
+import type { ExitStatus, ProcessView, StateName } from "../core/types.js";
+import { specToProto } from "./spec.js";
+import { msToDuration, msToTimestamp } from "./time.js";
+
+const STATE: Readonly<Record<StateName, State>> = {
+  running: State.RUNNING,
+  backoff: State.BACKOFF,
+  stopping: State.STOPPING,
+  stopped: State.STOPPED,
+};
+
+/** The wire form of how a run ended: exit code or signal, and uptime. */
+export function exitStatusToProto(status: ExitStatus): ExitStatusProto {
+  return create(ExitStatusSchema, {
+    status:
+      status.code !== null
+        ? { case: "exitCode", value: status.code }
+        : status.signal !== null
+          ? { case: "signal", value: status.signal }
+          : { case: undefined },
+    uptime: msToDuration(status.uptimeMs),
+  });
+}
+
+/** The wire form of a process snapshot; next_restart_at is set in backoff only. */
+export function processToProto(view: ProcessView): ProcessProto {
+  return create(ProcessSchema, {
+    spec: specToProto(view.spec),
+    state: STATE[view.state],
+    pid: view.pid,
+    ...(view.startedAtWallMs === undefined
+      ? {}
+      : { startedAt: msToTimestamp(view.startedAtWallMs) }),
+    restartCount: view.restartCount,
+    ...(view.lastExit === undefined ? {} : { lastExit: exitStatusToProto(view.lastExit) }),
+    ...(view.state === "backoff" && view.nextRestartAtWallMs !== undefined
+      ? { nextRestartAt: msToTimestamp(view.nextRestartAtWallMs) }
+      : {}),
+    restartDelay: msToDuration(view.restartDelayMs),
+    lastSpawnError: view.lastSpawnError ?? "",
+  });
+}
