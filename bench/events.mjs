@@ -77,7 +77,7 @@ if (process.argv[2] === "--worker") {
 async function runWorker() {
   const grpc = await import("@grpc/grpc-js");
   const { create, toBinary, fromBinary } = await import("@bufbuild/protobuf");
-  const pb = await import("@procmon/client/gen/procmon/v1/procmon_pb.js");
+  const pb = await import("@procmon/api/gen/procmon/v1/procmon_pb.js");
   const METHOD = `/${pb.ProcessMonitor.typeName}/WatchEvents`;
   const KIND_FIELD = { 10: "added", 11: "removed", 12: "started", 13: "exited" };
   Object.assign(KIND_FIELD, { 14: "restartScheduled", 15: "stopping", 16: "killed" });

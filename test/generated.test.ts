@@ -6,7 +6,7 @@ import { join, relative } from "node:path";
 import { afterAll, expect, it } from "vitest";
 import { cleanupAll, makeTempDir, ROOT } from "./helpers/daemon.js";
 
-const GEN = "packages/client/src/gen";
+const GEN = "packages/api/src/gen";
 
 afterAll(cleanupAll);
 
@@ -18,7 +18,7 @@ function filesUnder(dir: string): string[] {
     .sort();
 }
 
-it("packages/client/src/gen is what buf generate makes of the protos", async () => {
+it("packages/api/src/gen is what buf generate makes of the protos", async () => {
   const out = makeTempDir("procmon-gen-");
   await new Promise<void>((resolve, reject) => {
     execFile(

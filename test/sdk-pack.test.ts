@@ -10,6 +10,7 @@ import { cleanupAll, makeTempDir, ROOT, startProcmond } from "./helpers/daemon.j
 afterAll(cleanupAll);
 
 const CLIENT = join(ROOT, "packages/client");
+const API = join(ROOT, "packages/api");
 const TSC = join(ROOT, "node_modules/.bin/tsc");
 
 interface Run {
@@ -51,7 +52,7 @@ function expectOk(what: string, r: Run): void {
 /** What a user writes: typed throughout, with checks that fail to compile if `any` leaked in. */
 const CONSUMER = `import { Code, createClient, isNotFound, type ProcmonClient, type ProcmonError } from "@procmon/client";
 import { type Event, type Process, State } from "@procmon/client/api";
-import { grpcClientConstructor } from "@procmon/client/grpc";
+import { grpcClientConstructor } from "@procmon/api/grpc";
 
 /** true only for \`any\`. */
 type IsAny<T> = 0 extends 1 & T ? true : false;
@@ -162,14 +163,33 @@ const tsconfig = (files: string[], extra: Record<string, unknown> = {}) =>
 it("npm pack, install the tarball in an empty project, type-check strictly, run it", async () => {
   const dir = makeTempDir("procmon-pack-");
 
-  // The tarball, as `npm publish` would make it.
-  const pack = await run("npm", ["pack", "--json", "--pack-destination", dir], CLIENT, 60_000);
-  expectOk("npm pack", pack);
-  const [packed] = JSON.parse(pack.stdout) as Array<{
-    filename: string;
-    files: { path: string }[];
-  }>;
-  const files = (packed?.files ?? []).map((f) => f.path);
+  // The tarballs, as `npm publish` would make them: the SDK and the API contract it depends on.
+  const packOf = async (what: string, cwd: string) => {
+    const pack = await run("npm", ["pack", "--json", "--pack-destination", dir], cwd, 60_000);
+    expectOk(`npm pack ${what}`, pack);
+    const [packed] = JSON.parse(pack.stdout) as Array<{
+      filename: string;
+      files: { path: string }[];
+    }>;
+    return {
+      filename: packed?.filename ?? "missing.tgz",
+      files: (packed?.files ?? []).map((f) => f.path),
+    };
+  };
+  const api = await packOf("@procmon/api", API);
+  expect(api.files).toEqual(
+    expect.arrayContaining([
+      "package.json",
+      "dist/index.js",
+      "dist/grpc-service.js",
+      "dist/duration.js",
+      "dist/socket.js",
+      "dist/gen/procmon/v1/procmon_pb.js",
+      "dist/procmon.binpb",
+    ]),
+  );
+  const packed = await packOf("@procmon/client", CLIENT);
+  const files = packed.files;
   expect(files).toEqual(
     expect.arrayContaining([
       "package.json",
@@ -178,12 +198,16 @@ it("npm pack, install the tarball in an empty project, type-check strictly, run 
       "dist/index.js",
       "dist/index.d.ts",
       "dist/api.js",
-      "dist/grpc-service.js",
-      "dist/gen/procmon/v1/procmon_pb.js",
       "dist/cli/main.js",
     ]),
   );
-  expect(files.filter((f) => f.startsWith("examples/") || f.endsWith(".tsbuildinfo"))).toEqual([]);
+  // The generated code is the API package's, not shipped twice.
+  expect(files.filter((f) => f.startsWith("dist/gen/"))).toEqual([]);
+  for (const tarball of [api, packed]) {
+    expect(
+      tarball.files.filter((f) => f.startsWith("examples/") || f.endsWith(".tsbuildinfo")),
+    ).toEqual([]);
+  }
 
   // An empty project that installs it (and its dependencies, from the cache where it can).
   const project = join(dir, "consumer");
@@ -200,7 +224,8 @@ it("npm pack, install the tarball in an empty project, type-check strictly, run 
     "npm",
     [
       "install",
-      join(dir, packed?.filename ?? "missing.tgz"),
+      join(dir, api.filename),
+      join(dir, packed.filename),
       "--prefer-offline",
       "--no-audit",
       "--no-fund",

@@ -7,6 +7,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { create } from "@bufbuild/protobuf";
 import { type ClientReadableStream, credentials, type StatusObject } from "@grpc/grpc-js";
+import { grpcClientConstructor } from "@procmon/api/grpc";
 import type { WatchEventsInit } from "@procmon/client";
 import {
   type Event,
@@ -14,7 +15,6 @@ import {
   WatchEventsRequestSchema,
   type WatchEventsResponse,
 } from "@procmon/client/api";
-import { grpcClientConstructor } from "@procmon/client/grpc";
 import { Changes } from "./changes.js";
 
 const ProcessMonitorClient = grpcClientConstructor(ProcessMonitor);

@@ -5,6 +5,7 @@
 import {
   chmodSync,
   cpSync,
+  existsSync,
   lstatSync,
   mkdirSync,
   mkdtempSync,
@@ -30,8 +31,9 @@ const ROOT = join(import.meta.dirname, "../..");
 export function copyRuntime(): string {
   const dir = mkdtempSync(join(tmpdir(), "procmon-runtime-"));
   chmodSync(dir, 0o755);
-  for (const pkg of ["client", "daemon"]) {
+  for (const pkg of ["api", "client", "daemon"]) {
     for (const part of ["package.json", "bin", "dist"]) {
+      if (!existsSync(join(ROOT, "packages", pkg, part))) continue;
       cpSync(join(ROOT, "packages", pkg, part), join(dir, "packages", pkg, part), {
         recursive: true,
       });

@@ -13,17 +13,17 @@ import {
   Metadata,
   type StatusObject,
 } from "@grpc/grpc-js";
-import type { CallOptions } from "./call-options.js";
-import { Code, ProcmonError } from "./errors.js";
 import {
   type Event,
   type Process,
   ProcessMonitor,
   type ProcessSpecSchema,
   type WatchEventsRequestSchema,
-} from "./gen/procmon/v1/procmon_pb.js";
-import { grpcMethodDefinition } from "./grpc-service.js";
-import { defaultSocketPath, socketPathProblem } from "./socket.js";
+} from "@procmon/api/gen/procmon/v1/procmon_pb.js";
+import { grpcMethodDefinition } from "@procmon/api/grpc";
+import { defaultSocketPath, socketPathProblem } from "@procmon/api/socket";
+import type { CallOptions } from "./call-options.js";
+import { Code, ProcmonError } from "./errors.js";
 import {
   MAX_RECONNECT_DELAY_MS,
   type RawWatch,

@@ -10,10 +10,7 @@ export function codeName(code: Code): string {
   return status[code] ?? `CODE_${code}`;
 }
 
-/** Trailing-metadata key of OUT_OF_RANGE from WatchEvents: the oldest seq one may resume after. */
-export const OLDEST_RESUMABLE_SEQ_KEY = "procmon-oldest-resumable-seq";
-/** Trailing-metadata key of RESOURCE_EXHAUSTED from WatchEvents: the last seq delivered. */
-export const LAST_DELIVERED_SEQ_KEY = "procmon-last-delivered-seq";
+export { LAST_DELIVERED_SEQ_KEY, OLDEST_RESUMABLE_SEQ_KEY } from "@procmon/api/metadata";
 
 interface GrpcMetadataLike {
   getMap(): Record<string, string | Buffer>;

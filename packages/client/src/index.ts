@@ -1,3 +1,10 @@
+export { LAST_SEQ_KEY } from "@procmon/api/metadata";
+export {
+  defaultSocketPath,
+  MAX_SOCKET_PATH_BYTES,
+  type SocketPathProblem,
+  socketPathProblem,
+} from "@procmon/api/socket";
 export type { CallOptions } from "./call-options.js";
 export {
   type ClientOptions,
@@ -23,10 +30,4 @@ export {
   OLDEST_RESUMABLE_SEQ_KEY,
   ProcmonError,
 } from "./errors.js";
-export {
-  defaultSocketPath,
-  MAX_SOCKET_PATH_BYTES,
-  type SocketPathProblem,
-  socketPathProblem,
-} from "./socket.js";
-export { LAST_SEQ_KEY, type Reconnection, type WatchOptions } from "./watch-resume.js";
+export type { Reconnection, WatchOptions } from "./watch-resume.js";

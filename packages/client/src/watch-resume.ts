@@ -1,11 +1,13 @@
 // watch(): WatchEvents as an endless iterable. It reconnects when the stream
 // breaks, resumes after the last seq it delivered, tells `onReconnect` before
 // each attempt and gives up once the caller's bounds are spent.
+
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { Metadata } from "@grpc/grpc-js";
+import type { Event, WatchEventsRequestSchema } from "@procmon/api/gen/procmon/v1/procmon_pb.js";
+import { LAST_SEQ_KEY } from "@procmon/api/metadata";
 import type { CallOptions } from "./call-options.js";
 import { Code, ProcmonError } from "./errors.js";
-import type { Event, WatchEventsRequestSchema } from "./gen/procmon/v1/procmon_pb.js";
 
 /** What `watch()` follows, and how long it keeps reconnecting. */
 export interface WatchOptions {
@@ -62,12 +64,6 @@ export interface Reconnection {
 
 /** The longest wait between two reconnections of watch(), in ms. */
 export const MAX_RECONNECT_DELAY_MS = 2_000;
-
-/**
- * Trailer of a WatchEvents stream that the daemon ended cleanly (shutdown):
- * the subscriber has been sent everything up to this seq that it selects.
- */
-export const LAST_SEQ_KEY = "procmon-last-seq";
 
 /** What watch() learns of a stream that the messages do not say. */
 export interface StreamHooks {

@@ -1,9 +1,9 @@
 import { createHash } from "node:crypto";
 import { chmodSync, chownSync, lstatSync, unlinkSync } from "node:fs";
 import { Server, ServerCredentials, setLogger } from "@grpc/grpc-js";
-import { parseDurationMs } from "@procmon/client/duration";
-import { ProcessMonitor } from "@procmon/client/gen/procmon/v1/procmon_pb.js";
-import { grpcServiceDefinition } from "@procmon/client/grpc";
+import { parseDurationMs } from "@procmon/api/duration";
+import { ProcessMonitor } from "@procmon/api/gen/procmon/v1/procmon_pb.js";
+import { grpcServiceDefinition } from "@procmon/api/grpc";
 import { type Logger as PinoLogger, pino } from "pino";
 import { loadConfigFile } from "./adapters/config-file.js";
 import { DescriptorAlarm, DescriptorBudget } from "./adapters/descriptors.js";

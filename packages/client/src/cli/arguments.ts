@@ -3,8 +3,8 @@
 // error (exit 2) before anything is sent to the daemon.
 import { resolve } from "node:path";
 import type { Duration } from "@bufbuild/protobuf/wkt";
+import { DurationError, parseDuration, parseDurationMs } from "@procmon/api/duration";
 import { InvalidArgumentError } from "commander";
-import { DurationError, parseDuration, parseDurationMs } from "../duration.js";
 
 /** `--threshold 1.5s` and the like: a duration procmon accepts, as a google.protobuf.Duration. */
 export function durationArg(text: string): Duration {

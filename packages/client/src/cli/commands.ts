@@ -2,13 +2,13 @@
 // stop, restart, restart-all, get and ls.
 import { create } from "@bufbuild/protobuf";
 import type { Duration } from "@bufbuild/protobuf/wkt";
-import type { ProcessSpecInit } from "../client.js";
 import {
   ListProcessesResponseSchema,
   type Process,
   ProcessSchema,
   RestartAllResponseSchema,
-} from "../gen/procmon/v1/procmon_pb.js";
+} from "@procmon/api/gen/procmon/v1/procmon_pb.js";
+import type { ProcessSpecInit } from "../client.js";
 import { durationToMs } from "./durations.js";
 import { processDetails, processLine, processTable } from "./format.js";
 import { printJson, printLine, quickCall, type Session, waitingCall } from "./session.js";

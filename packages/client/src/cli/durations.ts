@@ -2,7 +2,7 @@
 // `3s`, `2m5s`, `1h2m`) and configured ones, exactly as they could be written
 // on the command line. Reading them is the shared codec's (../duration.ts).
 import type { Duration } from "@bufbuild/protobuf/wkt";
-import { durationToExactMs, formatDurationNanos } from "../duration.js";
+import { durationToExactMs, formatDurationNanos } from "@procmon/api/duration";
 
 /** A google.protobuf.Duration in milliseconds (fractional); 0 when unset. */
 export const durationToMs = durationToExactMs;

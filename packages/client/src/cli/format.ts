@@ -12,7 +12,7 @@ import {
   type Process,
   State,
   StopReason,
-} from "../gen/procmon/v1/procmon_pb.js";
+} from "@procmon/api/gen/procmon/v1/procmon_pb.js";
 import { durationToMs, formatDuration, formatElapsed } from "./durations.js";
 import type { Escape } from "./terminal-text.js";
 

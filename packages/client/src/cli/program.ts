@@ -2,9 +2,9 @@
 // codes: 0 done, 1 the daemon refused or could not be reached, 2 the command
 // line was wrong (usage is printed to stderr).
 import { readFileSync } from "node:fs";
+import { defaultSocketPath } from "@procmon/api/socket";
 import { Command, CommanderError } from "commander";
 import { Code, hasCode, ProcmonError } from "../errors.js";
-import { defaultSocketPath } from "../socket.js";
 import { dirArg, durationArg, envArg, idArg, seqArg, timeoutArg } from "./arguments.js";
 import {
   type AddFlags,

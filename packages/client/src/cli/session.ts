@@ -1,9 +1,9 @@
 // What every command runs with: the global flags, a client of the daemon,
 // where to print, and the deadlines that keep a call from hanging.
 import { type DescMessage, type MessageShape, toJson } from "@bufbuild/protobuf";
+import { defaultSocketPath } from "@procmon/api/socket";
 import type { CallOptions } from "../call-options.js";
 import { createClient, type ProcmonClient } from "../client.js";
-import { defaultSocketPath } from "../socket.js";
 import { type Escape, escapeFor } from "./terminal-text.js";
 
 /** Where the CLI prints. */

@@ -1,4 +1,6 @@
 // The commands that follow the event stream: watch and logs.
+
+import { type Event, EventSchema } from "@procmon/api/gen/procmon/v1/procmon_pb.js";
 import {
   Code,
   hasCode,
@@ -6,7 +8,6 @@ import {
   OLDEST_RESUMABLE_SEQ_KEY,
   type ProcmonError,
 } from "../errors.js";
-import { type Event, EventSchema } from "../gen/procmon/v1/procmon_pb.js";
 import type { Reconnection } from "../watch-resume.js";
 import { eventLine } from "./format.js";
 import { printJson, printLine, printNote, quickCall, type Session } from "./session.js";

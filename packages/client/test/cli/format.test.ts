@@ -2,6 +2,7 @@
 // (escapeForTerminal) and off (asIs): escaped field by field, the CLI's own
 // newlines and padding kept.
 import { create } from "@bufbuild/protobuf";
+import { EventSchema, OutputStream, ProcessSchema, State } from "@procmon/api";
 import { describe, expect, it } from "vitest";
 import {
   eventLine,
@@ -11,12 +12,6 @@ import {
   processTable,
 } from "../../src/cli/format.js";
 import { asIs, escapeForTerminal } from "../../src/cli/terminal-text.js";
-import {
-  EventSchema,
-  OutputStream,
-  ProcessSchema,
-  State,
-} from "../../src/gen/procmon/v1/procmon_pb.js";
 
 const NOW_MS = Date.UTC(2030, 0, 1);
 const HOSTILE = "\x1b[2J\x1b]0;pwned\x07";

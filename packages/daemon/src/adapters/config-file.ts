@@ -8,8 +8,8 @@ import {
   toJson,
 } from "@bufbuild/protobuf";
 import { DurationSchema } from "@bufbuild/protobuf/wkt";
-import { parseDuration } from "@procmon/client/duration";
-import { ProcessSpecSchema } from "@procmon/client/gen/procmon/v1/procmon_pb.js";
+import { parseDuration } from "@procmon/api/duration";
+import { ProcessSpecSchema } from "@procmon/api/gen/procmon/v1/procmon_pb.js";
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type YAMLMap } from "yaml";
 import { ProcmonError } from "../core/errors.js";
 import { normaliseSpec, runsAsDaemon, type SpecContext, type SpecFileCheck } from "../core/spec.js";

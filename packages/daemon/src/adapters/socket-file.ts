@@ -1,7 +1,7 @@
 import { chmodSync, chownSync, lstatSync, mkdirSync, unlinkSync } from "node:fs";
 import { connect } from "node:net";
 import { dirname, resolve } from "node:path";
-import { socketPathProblem } from "@procmon/client";
+import { socketPathProblem } from "@procmon/api/socket";
 import { ProcmonError } from "../core/errors.js";
 
 /** True if something accepts connections on the unix socket at `path`. */

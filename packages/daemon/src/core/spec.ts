@@ -1,4 +1,4 @@
-import { durationProblem, formatDurationMs } from "@procmon/client/duration";
+import { durationProblem, formatDurationMs } from "@procmon/api/duration";
 import { ProcmonError } from "./errors.js";
 import { isProcessName, NAME_RULE } from "./names.js";
 import { quote } from "./quote.js";

@@ -1,3 +1,4 @@
+import { LAST_DELIVERED_SEQ_KEY, OLDEST_RESUMABLE_SEQ_KEY } from "@procmon/api/metadata";
 import type { Clock } from "../core/clock.js";
 import { ProcmonError } from "../core/errors.js";
 import type { CoreEvent } from "../core/events.js";
@@ -32,12 +33,6 @@ export interface SubscriberSink {
   /** Ends the stream with an error (resource_exhausted for a subscriber left behind). */
   fail(error: ProcmonError): void;
 }
-
-/** The trailing-metadata key of OUT_OF_RANGE errors that gives the oldest seq one may resume after. */
-export const OLDEST_RESUMABLE_SEQ_KEY = "procmon-oldest-resumable-seq";
-
-/** The trailing-metadata key of RESOURCE_EXHAUSTED errors that gives the last seq delivered. */
-export const LAST_DELIVERED_SEQ_KEY = "procmon-last-delivered-seq";
 
 const STATE_EVENT_BYTES = 256;
 const OUTPUT_OVERHEAD_BYTES = 96;

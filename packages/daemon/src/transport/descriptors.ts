@@ -7,6 +7,7 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import type { DescriptorProto, FileDescriptorProto } from "@bufbuild/protobuf/wkt";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import { descriptorSetUrl } from "@procmon/api/descriptor-set";
 
 /** Lookup tables over a compiled descriptor set, for answering reflection requests. */
 export interface DescriptorIndex {
@@ -24,8 +25,8 @@ export interface DescriptorIndex {
   readonly services: readonly string[];
 }
 
-/** Where `npm run build` writes the buf image, relative to the compiled dist/transport/. */
-export const defaultDescriptorSetUrl: URL = new URL("../procmon.binpb", import.meta.url);
+/** The buf image `npm run build` writes into @procmon/api. */
+export const defaultDescriptorSetUrl: URL = descriptorSetUrl;
 
 /** Reads a FileDescriptorSet (or buf image) from disk and indexes it. */
 export function loadDescriptorSet(path: string | URL = defaultDescriptorSetUrl): DescriptorIndex {

@@ -4,7 +4,7 @@ import {
   EventSchema,
   OutputLineSchema,
   WatchEventsResponseSchema,
-} from "@procmon/client/gen/procmon/v1/procmon_pb.js";
+} from "@procmon/api/gen/procmon/v1/procmon_pb.js";
 import type { CoreEvent } from "../core/events.js";
 import type { LoggedEvent } from "../events/logged-event.js";
 import { eventToProto, OUTPUT_STREAM } from "../wire/event.js";

@@ -2,8 +2,8 @@
 // its own proto-loader copy of health.proto, which is fine for calls; what
 // reflection shows is the buf-compiled health.proto (see reflection.ts).
 import type * as grpc from "@grpc/grpc-js";
-import { Health as HealthService } from "@procmon/client/gen/grpc/health/v1/health_pb.js";
-import { ProcessMonitor } from "@procmon/client/gen/procmon/v1/procmon_pb.js";
+import { Health as HealthService } from "@procmon/api/gen/grpc/health/v1/health_pb.js";
+import { ProcessMonitor } from "@procmon/api/gen/procmon/v1/procmon_pb.js";
 import { HealthImplementation } from "grpc-health-check";
 
 /** The health service's fully qualified name, for the reflection service list. */

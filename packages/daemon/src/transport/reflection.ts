@@ -5,9 +5,9 @@
 import type { Message } from "@bufbuild/protobuf";
 import { create } from "@bufbuild/protobuf";
 import type * as grpc from "@grpc/grpc-js";
-import * as v1 from "@procmon/client/gen/grpc/reflection/v1/reflection_pb.js";
-import * as v1alpha from "@procmon/client/gen/grpc/reflection/v1alpha/reflection_pb.js";
-import { type GrpcServiceImplementation, grpcServiceDefinition } from "@procmon/client/grpc";
+import * as v1 from "@procmon/api/gen/grpc/reflection/v1/reflection_pb.js";
+import * as v1alpha from "@procmon/api/gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { type GrpcServiceImplementation, grpcServiceDefinition } from "@procmon/api/grpc";
 import { quote } from "../core/quote.js";
 import { type DescriptorIndex, withDependencies } from "./descriptors.js";
 

@@ -5,7 +5,6 @@ import {
   type ServerWritableStream,
   type sendUnaryData,
 } from "@grpc/grpc-js";
-import { LAST_SEQ_KEY } from "@procmon/client";
 import {
   type AddProcessRequest,
   AddProcessResponseSchema,
@@ -24,8 +23,9 @@ import {
   StopProcessResponseSchema,
   type WatchEventsRequest,
   type WatchEventsResponse,
-} from "@procmon/client/gen/procmon/v1/procmon_pb.js";
-import type { GrpcServiceImplementation } from "@procmon/client/grpc";
+} from "@procmon/api/gen/procmon/v1/procmon_pb.js";
+import type { GrpcServiceImplementation } from "@procmon/api/grpc";
+import { LAST_SEQ_KEY } from "@procmon/api/metadata";
 import type { Control, Limits } from "../control.js";
 import { ProcmonError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";

@@ -16,7 +16,7 @@ import {
   RestartScheduledSchema,
   SpawnFailedSchema,
   StopReason as StopReasonProto,
-} from "@procmon/client/gen/procmon/v1/procmon_pb.js";
+} from "@procmon/api/gen/procmon/v1/procmon_pb.js";
 import type { CoreEvent } from "../core/events.js";
 import type { OutputStreamName } from "../core/spawner.js";
 import type { StopReason } from "../core/types.js";

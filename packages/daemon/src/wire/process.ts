@@ -6,7 +6,7 @@ import {
   type Process as ProcessProto,
   ProcessSchema,
   State,
-} from "@procmon/client/gen/procmon/v1/procmon_pb.js";
+} from "@procmon/api/gen/procmon/v1/procmon_pb.js";
 import type { ExitStatus, ProcessView, StateName } from "../core/types.js";
 import { specToProto } from "./spec.js";
 import { msToDuration, msToTimestamp } from "./time.js";

@@ -5,7 +5,7 @@ import { create, fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
 import {
   type ProcessSpec as ProcessSpecProto,
   ProcessSpecSchema,
-} from "@procmon/client/gen/procmon/v1/procmon_pb.js";
+} from "@procmon/api/gen/procmon/v1/procmon_pb.js";
 import type { SpecInput } from "../core/spec.js";
 import type { ProcessSpec } from "../core/types.js";
 import { exactMsOf, msToDuration } from "./time.js";

@@ -7,7 +7,7 @@ import {
   type Timestamp,
   TimestampSchema,
 } from "@bufbuild/protobuf/wkt";
-import { durationToExactMs, roundMs } from "@procmon/client/duration";
+import { durationToExactMs, roundMs } from "@procmon/api/duration";
 
 /** A Duration in whole milliseconds, rounded to the nearest, as procmon's timers run it. */
 export function durationToMs(duration: Duration): number {

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { DurationSchema } from "@bufbuild/protobuf/wkt";
-import { type ProcessSpec, ProcessSpecSchema } from "@procmon/client/gen/procmon/v1/procmon_pb.js";
+import { type ProcessSpec, ProcessSpecSchema } from "@procmon/api/gen/procmon/v1/procmon_pb.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkSpecFiles } from "../../src/adapters/spec-files.js";
 import { type ErrorCode, ProcmonError } from "../../src/core/errors.js";

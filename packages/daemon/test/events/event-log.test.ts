@@ -1,12 +1,11 @@
+import { LAST_DELIVERED_SEQ_KEY, OLDEST_RESUMABLE_SEQ_KEY } from "@procmon/api/metadata";
 import { describe, expect, it } from "vitest";
 import { ProcmonError } from "../../src/core/errors.js";
 import type { CoreEvent } from "../../src/core/events.js";
 import {
   type EventFilter,
   EventLog,
-  LAST_DELIVERED_SEQ_KEY,
   type LoggedEvent,
-  OLDEST_RESUMABLE_SEQ_KEY,
   type Retention,
   type SubscriberSink,
   type Subscription,

@@ -1,5 +1,5 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { WatchEventsResponseSchema } from "@procmon/client/gen/procmon/v1/procmon_pb.js";
+import { WatchEventsResponseSchema } from "@procmon/api/gen/procmon/v1/procmon_pb.js";
 import { describe, expect, it } from "vitest";
 import type { CoreEvent } from "../../src/core/events.js";
 import type { LoggedEvent } from "../../src/events/logged-event.js";

@@ -8,9 +8,9 @@ import { promisify } from "node:util";
 import { create, fromBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
-import * as v1 from "@procmon/client/gen/grpc/reflection/v1/reflection_pb.js";
-import * as v1alpha from "@procmon/client/gen/grpc/reflection/v1alpha/reflection_pb.js";
-import { grpcClientConstructor } from "@procmon/client/grpc";
+import * as v1 from "@procmon/api/gen/grpc/reflection/v1/reflection_pb.js";
+import * as v1alpha from "@procmon/api/gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { grpcClientConstructor } from "@procmon/api/grpc";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type DescriptorIndex,

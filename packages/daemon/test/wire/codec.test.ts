@@ -7,7 +7,7 @@ import {
   ProcessSpecSchema,
   State,
   StopReason,
-} from "@procmon/client/gen/procmon/v1/procmon_pb.js";
+} from "@procmon/api/gen/procmon/v1/procmon_pb.js";
 import { describe, expect, it } from "vitest";
 import type { CoreEvent } from "../../src/core/events.js";
 import {
