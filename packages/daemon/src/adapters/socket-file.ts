@@ -94,3 +94,12 @@ export async function withPrivateUmask<T>(bind: () => Promise<T>): Promise<T> {
     process.umask(previous);
   }
 }
+
+/** Removes the socket file at `path` if there is one (never anything else there). */
+export function removeSocket(path: string): void {
+  try {
+    if (lstatSync(path).isSocket()) unlinkSync(path);
+  } catch {
+    // Already gone.
+  }
+}

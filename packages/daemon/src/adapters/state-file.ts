@@ -13,6 +13,7 @@ import {
 } from "node:fs";
 import { open, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
+import { parseDurationMs } from "@procmon/api/duration";
 import { ProcmonError } from "../core/errors.js";
 
 /** Where a registered process came from: the config file owns its entries, the API the rest. */
@@ -244,5 +245,22 @@ function fsyncDirectorySync(path: string): void {
     fsyncSync(fd);
   } finally {
     closeSync(fd);
+  }
+}
+
+/** The name in a persisted spec's JSON form ("" if it has none: readStateFile checked the rest). */
+export function persistedName(process: PersistedProcess): string {
+  const name = (process.spec as { name?: unknown }).name;
+  return typeof name === "string" ? name : "";
+}
+
+/** The kill time in a persisted spec's JSON form ("0.300s"), in ms; undefined if it has none. */
+export function persistedKillTimeMs(process: PersistedProcess): number | undefined {
+  const killTime = (process.spec as { killTime?: unknown }).killTime;
+  if (typeof killTime !== "string") return undefined;
+  try {
+    return parseDurationMs(killTime);
+  } catch {
+    return undefined;
   }
 }

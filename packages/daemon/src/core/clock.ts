@@ -17,3 +17,14 @@ export interface Clock {
   /** Runs `fn` once after `delayMs` monotonic milliseconds. */
   setTimer(delayMs: number, fn: () => void): Timer;
 }
+
+/** Runs `fn` every `intervalMs` on `clock` until cancelled. */
+export function every(clock: Clock, intervalMs: number, fn: () => void): Timer {
+  let timer: Timer;
+  const tick = () => {
+    fn();
+    timer = clock.setTimer(intervalMs, tick);
+  };
+  timer = clock.setTimer(intervalMs, tick);
+  return { cancel: () => timer.cancel() };
+}
