@@ -63,7 +63,6 @@ export interface ControlDeps {
  * client was told survives a crash.
  */
 export class Control {
-  private readonly sources = new Map<string, ProcessSource>();
   private seqReservedUpTo: bigint;
 
   constructor(private readonly deps: ControlDeps) {
@@ -76,14 +75,13 @@ export class Control {
     const normalised = normaliseSpec(spec, validation);
     checkFiles(normalised, runsAsDaemon(normalised, validation));
     checkSpecSize(normalised, limits.maxSpecBytes);
-    if (supervisor.size >= limits.maxProcesses && !this.sources.has(normalised.name)) {
+    if (supervisor.size >= limits.maxProcesses && !supervisor.has(normalised.name)) {
       throw new ProcmonError(
         "resource_exhausted",
         `procmond already supervises ${supervisor.size} processes, its limit (--max-processes ${limits.maxProcesses})`,
       );
     }
-    const view = supervisor.add(normalised);
-    this.sources.set(normalised.name, source);
+    const view = supervisor.add(normalised, source);
     await this.persist();
     return view;
   }
@@ -96,7 +94,6 @@ export class Control {
     // mid-remove must not bring the process back.
     await this.persistBefore(exited);
     const view = await exited;
-    this.sources.delete(name);
     await this.persist();
     return view;
   }
@@ -167,8 +164,7 @@ export class Control {
     });
     this.reserveSeqsSync(state);
     for (const { spec, persisted } of entries) {
-      supervisor.restore(spec, persisted.intent);
-      this.sources.set(spec.name, persisted.source);
+      supervisor.restore(spec, persisted.intent, persisted.source);
     }
     logger.info({ processes: state.processes.length }, "registry restored from the state file");
   }
@@ -183,24 +179,26 @@ export class Control {
    */
   async applyConfig(entries: readonly ConfigEntry[]): Promise<void> {
     const { supervisor, logger } = this.deps;
-    refuseTakeover(entries, (name) => this.sources.get(name));
-    const wanted = new Map(entries.map(({ spec }) => [spec.name, spec]));
+    const sourceOf = (name: string) =>
+      supervisor.has(name) ? supervisor.get(name).source : undefined;
+    refuseTakeover(entries, sourceOf);
+    const wanted = new Set(entries.map(({ spec }) => spec.name));
     const work: Promise<unknown>[] = [];
-    for (const [name, source] of this.sources) {
-      if (source === "config" && !wanted.has(name)) {
+    for (const view of supervisor.list()) {
+      const { name } = view.spec;
+      if (view.source === "config" && !wanted.has(name) && !view.removing) {
         logger.info({ process: name }, "config: removing");
-        work.push(supervisor.remove(name).then(() => this.sources.delete(name)));
+        work.push(supervisor.remove(name));
       }
     }
     for (const { spec } of entries) {
-      if (!this.isRegistered(spec.name)) {
+      if (!supervisor.has(spec.name)) {
         logger.info({ process: spec.name }, "config: adding");
-        supervisor.add(spec);
+        supervisor.add(spec, "config");
       } else if (!this.sameSpec(supervisor.get(spec.name).spec, spec)) {
         logger.info({ process: spec.name }, "config: changed, restarting");
         work.push(supervisor.update(spec));
       }
-      this.sources.set(spec.name, "config");
     }
     await Promise.all(work);
     await this.persist();
@@ -209,10 +207,6 @@ export class Control {
   private sameSpec(a: ProcessSpec, b: ProcessSpec): boolean {
     const { encode } = this.deps.specJson;
     return JSON.stringify(encode(a)) === JSON.stringify(encode(b));
-  }
-
-  private isRegistered(name: string): boolean {
-    return this.sources.has(name);
   }
 
   /** Called after each event: reserves more seqs in the state file well before they run out. */
@@ -259,7 +253,7 @@ export class Control {
         .map((view) => ({
           spec: this.deps.specJson.encode(view.spec),
           intent: view.intent,
-          source: this.sources.get(view.spec.name) ?? "api",
+          source: view.source,
         })),
     };
   }

@@ -15,12 +15,9 @@ import { open, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { parseDurationMs } from "@procmon/api/duration";
 import { ProcmonError } from "../core/errors.js";
+import type { Intent, ProcessSource } from "../core/types.js";
 
-/** Where a registered process came from: the config file owns its entries, the API the rest. */
-export type ProcessSource = "api" | "config";
-
-/** Whether the process should be running. */
-export type Intent = "running" | "stopped";
+export type { Intent, ProcessSource } from "../core/types.js";
 
 /** One registered process as persisted. */
 export interface PersistedProcess {

@@ -2,7 +2,7 @@ import { Backoff } from "./backoff.js";
 import type { Timer } from "./clock.js";
 import type { Requested } from "./restart-policy.js";
 import type { Child } from "./spawner.js";
-import type { ExitStatus, Intent, ProcessSpec, ProcessView } from "./types.js";
+import type { ExitStatus, Intent, ProcessSource, ProcessSpec, ProcessView } from "./types.js";
 
 /** The process is alive. */
 export interface Running {
@@ -86,6 +86,8 @@ export interface Entry {
   /** Replaced by update(); each launch uses the current one. */
   spec: ProcessSpec;
   intent: Intent;
+  /** Who registered it: the config file may change and remove only its own. */
+  source: ProcessSource;
   state: State;
   backoff: Backoff;
   restartCount: number;
@@ -98,10 +100,11 @@ export interface Entry {
 }
 
 /** A new entry for `spec`, stopped, with a fresh backoff. */
-export function newEntry(spec: ProcessSpec, intent: Intent): Entry {
+export function newEntry(spec: ProcessSpec, intent: Intent, source: ProcessSource): Entry {
   return {
     spec,
     intent,
+    source,
     state: stopped(),
     backoff: Backoff.initial(spec.minRestartDelayMs, spec.maxRestartDelayMs),
     restartCount: 0,
@@ -130,6 +133,7 @@ export function viewOf(entry: Entry): ProcessView {
     nextRestartAtWallMs: state.kind === "backoff" ? state.restartAtWall : undefined,
     restartDelayMs: entry.backoff.delayMs,
     intent: entry.intent,
+    source: entry.source,
     lastSpawnError: entry.lastSpawnError,
     removing: state.kind === "stopping" && state.after === "forget",
   };

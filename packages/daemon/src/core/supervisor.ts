@@ -7,7 +7,7 @@ import { type Logger, silentLogger } from "./logger.js";
 import { childOf, type Entry, newEntry, type Stopping, stopped, viewOf } from "./process-state.js";
 import type { Requested } from "./restart-policy.js";
 import type { Spawner } from "./spawner.js";
-import type { Intent, ProcessSpec, ProcessView } from "./types.js";
+import type { Intent, ProcessSource, ProcessSpec, ProcessView } from "./types.js";
 
 /** What the supervisor needs from the outside world. */
 export interface SupervisorDeps {
@@ -61,16 +61,21 @@ export class Supervisor {
    * Registers a validated spec and starts it at once.
    * @throws ProcmonError already_exists if the name is in use.
    */
-  add(spec: ProcessSpec): ProcessView {
-    return this.register(spec, "running", true);
+  add(spec: ProcessSpec, source: ProcessSource = "api"): ProcessView {
+    return this.register(spec, "running", source, true);
   }
 
   /**
    * Registers a process a previous daemon had (no `added` event: it is not
    * new), starting it only if it should be running.
    */
-  restore(spec: ProcessSpec, intent: Intent): ProcessView {
-    return this.register(spec, intent, false);
+  restore(spec: ProcessSpec, intent: Intent, source: ProcessSource = "api"): ProcessView {
+    return this.register(spec, intent, source, false);
+  }
+
+  /** True if a process of that name is registered (one being removed included). */
+  has(name: string): boolean {
+    return this.entries.has(name);
   }
 
   /**
@@ -168,12 +173,17 @@ export class Supervisor {
     await Promise.all([...this.entries.values()].map((entry) => this.stopEntry(entry, "shutdown")));
   }
 
-  private register(spec: ProcessSpec, intent: Intent, announce: boolean): ProcessView {
+  private register(
+    spec: ProcessSpec,
+    intent: Intent,
+    source: ProcessSource,
+    announce: boolean,
+  ): ProcessView {
     this.refuseWhileShuttingDown();
     if (this.entries.has(spec.name)) {
       throw new ProcmonError("already_exists", `process "${spec.name}" already exists`);
     }
-    const entry = newEntry(spec, intent);
+    const entry = newEntry(spec, intent, source);
     this.entries.set(spec.name, entry);
     if (announce) this.report(entry, { kind: "added", spec });
     if (intent === "running") this.lifecycle.launch(entry);

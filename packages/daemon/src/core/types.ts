@@ -45,6 +45,9 @@ export type StateName = "running" | "backoff" | "stopping" | "stopped";
 /** Whether a process should be running: what a daemon restart brings back. */
 export type Intent = "running" | "stopped";
 
+/** Where a registered process came from: the config file owns its entries, the API the rest. */
+export type ProcessSource = "api" | "config";
+
 /** Why a process is being stopped. */
 export type StopReason = "stop" | "remove" | "restart" | "shutdown";
 
@@ -66,6 +69,8 @@ export interface ProcessView {
   readonly restartDelayMs: number;
   /** Whether it should be running: changed only by add, start, stop and restart. */
   readonly intent: Intent;
+  /** Who registered it. */
+  readonly source: ProcessSource;
   /** Why the latest spawn failed; undefined once one has succeeded. */
   readonly lastSpawnError: string | undefined;
   /** True while it is being stopped to be forgotten (RemoveProcess has not answered yet). */

@@ -54,6 +54,7 @@ const VIEW: ProcessView = {
   restartDelayMs: 2_000.000_000_1,
   lastSpawnError: 'cannot spawn "sleep": EMFILE: too many open files',
   removing: false,
+  source: "api",
 };
 
 describe("durations and timestamps", () => {
