@@ -128,10 +128,10 @@ export class Control {
    * intent (those that should run are started). Every entry is read before
    * anything changes, and the first block of seqs is reserved in the file
    * with the registry it holds, so that neither a bad entry nor a crash in
-   * between can cost the registry. Replaces reserveSeqsSync() at start-up.
+   * between can cost the registry. Replaces reserveSeqs() at start-up.
    * @throws ProcmonError failed_precondition, the file untouched, when an entry cannot be read.
    */
-  restore(state: PersistedState): void {
+  async restore(state: PersistedState): Promise<void> {
     const { supervisor, validation, logger } = this.deps;
     const unusable = (problem: string) =>
       new ProcmonError(
@@ -162,7 +162,7 @@ export class Control {
       names.add(spec.name);
       return { spec, persisted };
     });
-    this.reserveSeqsSync(state);
+    await this.reserveSeqs(state);
     for (const { spec, persisted } of entries) {
       supervisor.restore(spec, persisted.intent, persisted.source);
     }
@@ -219,21 +219,22 @@ export class Control {
   }
 
   /**
-   * Reserves the first block of seqs before any event is emitted; with
-   * `saved`, keeps the registry it holds (not restored yet) in the file.
+   * Reserves the first block of seqs before any event is emitted (call it,
+   * and await it, before anything is added); with `saved`, keeps the registry
+   * it holds (not restored yet) in the file.
    */
-  reserveSeqsSync(saved?: PersistedState): void {
+  async reserveSeqs(saved?: PersistedState): Promise<void> {
     this.seqReservedUpTo = this.deps.events.lastSeq + SEQ_BLOCK;
     const state = saved
       ? { ...saved, seqReservedUpTo: String(this.seqReservedUpTo) }
       : this.snapshot();
-    this.deps.store?.saveSync(state);
+    await this.deps.store?.save(state);
   }
 
   /**
    * The last write before exit: the exact seq, so the next daemon continues
-   * without a jump. Queued after any write still in flight (a reload's, say):
-   * a synchronous write beside it would share its temp file and tear the file.
+   * without a jump. Queued after any write still in flight (a reload's, say),
+   * as every write is, so that an older state never lands last.
    */
   async saveFinal(): Promise<void> {
     this.seqReservedUpTo = this.deps.events.lastSeq;

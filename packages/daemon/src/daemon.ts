@@ -120,8 +120,8 @@ export async function startDaemon(
     bus.subscribe((event) => events.append(event));
     bus.subscribe(() => control.afterEvent());
 
-    if (saved) control.restore(saved);
-    else control.reserveSeqsSync();
+    if (saved) await control.restore(saved);
+    else await control.reserveSeqs();
     await control.applyConfig(configured);
     const api = await serveApi(options, {
       control,

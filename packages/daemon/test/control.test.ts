@@ -159,7 +159,7 @@ async function rejection(promise: Promise<unknown>): Promise<ProcmonError> {
 describe("every change is in the state file before the call resolves", () => {
   it("add, stop, start, restart and remove", async () => {
     const h = harness();
-    h.control.reserveSeqsSync();
+    await h.control.reserveSeqs();
 
     await h.control.add(sleeper("web", { killTime: { seconds: 2n } }));
     const added = h.saved();
@@ -202,7 +202,7 @@ describe("every change is in the state file before the call resolves", () => {
 
   it("stop and remove are on disk before the exits they wait for", async () => {
     const h = harness();
-    h.control.reserveSeqsSync();
+    await h.control.reserveSeqs();
     await h.control.add(sleeper("web"));
     await h.control.add(sleeper("db"));
     // A daemon killed now, with both still stopping, must not bring either back.
@@ -222,7 +222,7 @@ describe("every change is in the state file before the call resolves", () => {
 
   it("a refused call leaves the file as it was", async () => {
     const h = harness();
-    h.control.reserveSeqsSync();
+    await h.control.reserveSeqs();
     await h.control.add(sleeper("web"));
     const before = readFileSync(statePath, "utf8");
     await rejection(h.control.add(sleeper("web")));
@@ -236,7 +236,7 @@ describe("every change is in the state file before the call resolves", () => {
 describe("limits", () => {
   it("--max-processes: the next add is RESOURCE_EXHAUSTED naming the limit, nothing changes", async () => {
     const h = harness({ limits: { maxProcesses: 2 } });
-    h.control.reserveSeqsSync();
+    await h.control.reserveSeqs();
     await h.control.add(sleeper("a"));
     await h.control.add(sleeper("b"));
     const spawned = h.spawner.children.length;
@@ -261,7 +261,7 @@ describe("limits", () => {
 
   it("--max-spec-bytes counts args and env; over it is INVALID_ARGUMENT", async () => {
     const h = harness({ limits: { maxSpecBytes: 1_000 } });
-    h.control.reserveSeqsSync();
+    await h.control.reserveSeqs();
     const bigArg = await rejection(
       h.control.add(sleeper("a", { args: ["sleep", "x".repeat(2_000)] })),
     );
@@ -288,7 +288,7 @@ describe("restore", () => {
   });
   const web = { name: "web", args: ["/bin/web"], killTime: "0.300s" };
 
-  it("brings back each process with its intent and source, without 'added' events", () => {
+  it("brings back each process with its intent and source, without 'added' events", async () => {
     const h = harness({ continueAfterSeq: 41n });
     const state = saved([
       { spec: web, intent: "running", source: "api" },
@@ -296,7 +296,7 @@ describe("restore", () => {
     ]);
     writeFileSync(statePath, JSON.stringify(state));
 
-    h.control.restore(state);
+    await h.control.restore(state);
 
     expect(h.spawner.children.map((c) => c.request.name)).toEqual(["web"]);
     expect(h.supervisor.get("web")).toMatchObject({ state: "running", intent: "running" });
@@ -312,20 +312,20 @@ describe("restore", () => {
     });
   });
 
-  it("keeps a process whose executable is gone: the supervisor retries it with backoff", () => {
+  it("keeps a process whose executable is gone: the supervisor retries it with backoff", async () => {
     const h = harness({ continueAfterSeq: 41n });
     // /bin/web does not exist on this machine, as an executable removed while the daemon was down.
     const state = saved([{ spec: web, intent: "running", source: "api" }]);
-    h.control.restore(state);
+    await h.control.restore(state);
     expect(h.supervisor.get("web").intent).toBe("running");
   });
 
-  it("reserves the next block of seqs in the file, keeping its registry", () => {
+  it("reserves the next block of seqs in the file, keeping its registry", async () => {
     const h = harness({ continueAfterSeq: 41n });
     const state = saved([{ spec: web, intent: "running", source: "api" }]);
     writeFileSync(statePath, JSON.stringify(state));
 
-    h.control.restore(state);
+    await h.control.restore(state);
 
     const onDisk = h.saved();
     expect(onDisk.seqReservedUpTo).toBe(String(41 + 1_000_000));
@@ -359,7 +359,7 @@ describe("restore", () => {
     ],
   ] as const)(
     "refuses %s before anything starts; the file is untouched",
-    (_what, processes, problem) => {
+    async (_what, processes, problem) => {
       const h = harness({ continueAfterSeq: 41n });
       const good = {
         spec: { name: "first", args: ["/bin/first"] },
@@ -372,7 +372,7 @@ describe("restore", () => {
 
       let error: unknown;
       try {
-        h.control.restore(state);
+        await h.control.restore(state);
       } catch (err) {
         error = err;
       }
@@ -390,15 +390,15 @@ describe("restore", () => {
 });
 
 describe("event seqs in the state file", () => {
-  it("reserveSeqsSync reserves a block ahead of the last seq", () => {
+  it("reserveSeqs reserves a block ahead of the last seq", async () => {
     const h = harness({ continueAfterSeq: 7n });
-    h.control.reserveSeqsSync();
+    await h.control.reserveSeqs();
     expect(h.saved().seqReservedUpTo).toBe(String(7 + 1_000_000));
   });
 
   it("saveFinal writes the exact last seq, after a save still in flight", async () => {
     const h = harness();
-    h.control.reserveSeqsSync();
+    await h.control.reserveSeqs();
     const adding = h.control.add(sleeper("web"));
     await h.control.saveFinal();
     await adding;
@@ -424,7 +424,7 @@ const entries = (...specs: ProcessSpec[]) =>
 describe("applyConfig", () => {
   it("adds, keeps, restarts changed and removes its own entries; API processes are not its own", async () => {
     const h = harness();
-    h.control.reserveSeqsSync();
+    await h.control.reserveSeqs();
     const s = (name: string, overrides: Partial<ProcessSpec> = {}) => spec(name, overrides);
 
     await h.control.applyConfig(entries(s("a"), s("b")));
@@ -463,7 +463,7 @@ describe("applyConfig", () => {
 
   it("never takes over an API process: an entry naming one is refused and nothing changes", async () => {
     const h = harness();
-    h.control.reserveSeqsSync();
+    await h.control.reserveSeqs();
     await h.control.applyConfig(entries(spec("old")));
     const view = await h.control.add(sleeper("web"));
     const child = h.spawner.of("web");
@@ -490,7 +490,7 @@ describe("applyConfig", () => {
 
   it("a stopped entry that changes keeps its intent and takes the new spec", async () => {
     const h = harness();
-    h.control.reserveSeqsSync();
+    await h.control.reserveSeqs();
     await h.control.applyConfig(entries(spec("job")));
     const stopping = h.control.stop("job");
     h.spawner.of("job").kill("SIGTERM");
@@ -509,7 +509,7 @@ describe("Supervisor.checkConsistency", () => {
 
   it("handles a running child that vanished as an exit with signal LOST, and restarts it", async () => {
     const h = harness();
-    h.control.reserveSeqsSync();
+    await h.control.reserveSeqs();
     await h.control.add(sleeper("web"));
     const lost = h.spawner.of("web");
     h.clock.advance(THRESHOLD * 5);

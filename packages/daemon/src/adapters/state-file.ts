@@ -3,15 +3,12 @@ import {
   closeSync,
   constants,
   fsyncSync,
-  mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
-  renameSync,
   rmSync,
-  writeSync,
 } from "node:fs";
-import { open, rename, rm } from "node:fs/promises";
+import { mkdir, open, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { parseDurationMs } from "@procmon/api/duration";
 import { ProcmonError } from "../core/errors.js";
@@ -115,33 +112,6 @@ export class StateFileWriter {
   constructor(readonly path: string) {}
 
   /**
-   * Writes `state` synchronously: for start-up, before any save().
-   * @throws Error while a save() is in flight: the two renames would race,
-   * and the older state could win.
-   */
-  saveSync(state: PersistedState): void {
-    if (this.#writing) {
-      throw new Error(`state file ${this.path}: a synchronous save while a save() is in flight`);
-    }
-    mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
-    const temp = tempPath(this.path);
-    const fd = openSync(temp, TEMP_FLAGS, 0o600);
-    let isOpen = true;
-    try {
-      writeSync(fd, serialise(state));
-      fsyncSync(fd);
-      isOpen = false;
-      closeSync(fd);
-      renameSync(temp, this.path);
-    } catch (err) {
-      if (isOpen) closeSync(fd);
-      rmSync(temp, { force: true });
-      throw err;
-    }
-    fsyncDirectorySync(dirname(this.path));
-  }
-
-  /**
    * Removes the temp files that writes cut short (a crash, a power cut) left
    * beside the state file. Only for the holder of the state file's lock: no
    * other daemon writes there then.
@@ -193,6 +163,7 @@ export class StateFileWriter {
   }
 
   async #write(state: PersistedState): Promise<void> {
+    await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
     const temp = tempPath(this.path);
     const file = await open(temp, TEMP_FLAGS, 0o600);
     let isOpen = true;
@@ -236,7 +207,7 @@ function serialise(state: PersistedState): string {
   return `${JSON.stringify(state)}\n`;
 }
 
-function fsyncDirectorySync(path: string): void {
+function _fsyncDirectorySync(path: string): void {
   const fd = openSync(path, "r");
   try {
     fsyncSync(fd);

@@ -142,25 +142,25 @@ describe("StateFileWriter", () => {
       (f) => f.startsWith(`${basename(path)}.`) && f.endsWith(".tmp"),
     );
 
-  it("saveSync writes what readStateFile reads back, mode 0600, no temp file left", () => {
+  it("save writes what readStateFile reads back, mode 0600, no temp file left", async () => {
     const path = join(dir, "state.json");
-    new StateFileWriter(path).saveSync(state(3, 4));
+    await new StateFileWriter(path).save(state(3, 4));
     expect(readStateFile(path)).toEqual(state(3, 4));
     expect(statSync(path).mode & 0o777).toBe(0o600);
     expect(tempsOf(path)).toEqual([]);
   });
 
-  it("saveSync creates a missing directory, mode 0700", () => {
+  it("save creates a missing directory, mode 0700", async () => {
     const path = join(dir, "var/lib/procmon/state.json");
-    new StateFileWriter(path).saveSync(emptyState());
+    await new StateFileWriter(path).save(emptyState());
     expect(statSync(join(dir, "var/lib/procmon")).mode & 0o777).toBe(0o700);
     expect(readStateFile(path)?.processes).toEqual([]);
   });
 
-  it("emptyState is a valid state with a fresh instance", () => {
+  it("emptyState is a valid state with a fresh instance", async () => {
     const path = join(dir, "state.json");
     const a = emptyState();
-    new StateFileWriter(path).saveSync(a);
+    await new StateFileWriter(path).save(a);
     expect(readStateFile(path)).toEqual(a);
     expect(a.instance).not.toBe(emptyState().instance);
     expect(a.seqReservedUpTo).toBe("0");
@@ -197,12 +197,15 @@ describe("StateFileWriter", () => {
   });
 
   it("a failed write rejects every coalesced save, and the writer recovers", async () => {
-    const path = join(dir, "not-yet/state.json");
+    // A file where its directory should be: no write can succeed until it goes.
+    const blocker = join(dir, "not-yet");
+    writeFileSync(blocker, "");
+    const path = join(blocker, "state.json");
     const writer = new StateFileWriter(path);
     const saves = [writer.save(state(1)), writer.save(state(2)), writer.save(state(3))];
     const results = await Promise.allSettled(saves);
     expect(results.map((r) => r.status)).toEqual(["rejected", "rejected", "rejected"]);
-    mkdirSync(join(dir, "not-yet"));
+    rmSync(blocker);
     await writer.save(state(4));
     expect(readStateFile(path)?.seqReservedUpTo).toBe("4");
   });
@@ -210,7 +213,7 @@ describe("StateFileWriter", () => {
   it("ignores a leftover temp file of a cut-short write, and sweeps it", async () => {
     const path = join(dir, "state.json");
     const writer = new StateFileWriter(path);
-    writer.saveSync(state(1));
+    await writer.save(state(1));
     // A power cut during the next write: the rename never happened.
     const leftover = `${path}.4242.0123456789ab.tmp`;
     writeFileSync(leftover, valid.slice(0, 40), { mode: 0o600 });
@@ -226,26 +229,13 @@ describe("StateFileWriter", () => {
     const path = join(dir, "state.json");
     const victim = join(dir, "victim");
     writeFileSync(victim, "precious\n");
-    // The name every write used to take, and the same for the synchronous write.
+    // The name every write used to take.
     symlinkSync(victim, `${path}.tmp`);
     const writer = new StateFileWriter(path);
-    writer.saveSync(state(1));
+    await writer.save(state(1));
     await writer.save(state(2));
     expect(readFileSync(victim, "utf8")).toBe("precious\n");
     expect(readStateFile(path)).toEqual(state(2));
     expect(lstatSync(path).isSymbolicLink()).toBe(false);
-  });
-
-  it("refuses a synchronous save while a save is in flight, leaving that save whole", async () => {
-    const path = join(dir, "state.json");
-    const writer = new StateFileWriter(path);
-    const pending = writer.save(state(1, 1));
-    // The two renames would race, and the older state could win.
-    expect(() => writer.saveSync(state(2, 6))).toThrow(/in flight/);
-    await pending;
-    expect(readStateFile(path)).toEqual(state(1, 1));
-    // Once idle, synchronous saves work again.
-    writer.saveSync(state(3, 2));
-    expect(readStateFile(path)).toEqual(state(3, 2));
   });
 });
