@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { parseDurationMs } from "@procmon/api/duration";
+import { formatDurationMs, parseDurationMs } from "@procmon/api/duration";
 import { defaultSocketPath } from "@procmon/api/socket";
 import { DEFAULT_LIMITS, type Limits } from "./control.js";
 import { ProcmonError } from "./core/errors.js";
@@ -31,7 +31,7 @@ export interface DaemonOptions {
   readonly consistencyDelayMs: number;
   /** pino level. Defaults to "info". */
   readonly logLevel: string;
-  /** How many events are kept for resuming watchers. */
+  /** How many events are kept for resuming watchers, and how many bytes of them. */
   readonly retention: Retention;
   /** systemd's notification socket (NOTIFY_SOCKET), told when the daemon is ready; undefined without. */
   readonly notifySocket: string | undefined;
@@ -43,46 +43,151 @@ export type ParsedFlags =
   | { readonly kind: "help" }
   | { readonly kind: "version" };
 
-/** procmond's usage text. */
-export const USAGE = `Usage: procmond [options]
+/**
+ * One flag of procmond: what the usage says of it, and how its text is read
+ * (undefined when it is not given: the reader returns the default, which the
+ * usage shows). The table below is the only place a flag is written.
+ */
+interface Flag<T> {
+  /** The value's placeholder in the usage (`PATH`, `D`); absent for a switch. */
+  readonly value?: string;
+  readonly help: string;
+  /** The default as the usage shows it; absent when there is none to show. */
+  readonly shown?: (env: NodeJS.ProcessEnv) => string;
+  /** A one-letter alias. */
+  readonly short?: string;
+  read(text: string | undefined, env: NodeJS.ProcessEnv, name: string): T;
+}
+
+const invalid = (message: string) => new ProcmonError("invalid_argument", message);
+
+/** A duration (the codec's syntax and limit), in ms. */
+const duration = (help: string, fallbackMs: number): Flag<number> => ({
+  value: "D",
+  help,
+  shown: () => formatDurationMs(fallbackMs),
+  read(text, _env, name) {
+    if (text === undefined) return fallbackMs;
+    try {
+      return parseDurationMs(text);
+    } catch (err) {
+      throw invalid(`--${name}: ${(err as Error).message}`);
+    }
+  },
+});
+
+/** A whole number of at least `min`. */
+const whole = (help: string, fallback: number, min = 2, unit = ""): Flag<number> => ({
+  value: "N",
+  help,
+  shown: () => (Number.isFinite(fallback) ? String(fallback) : "no limit"),
+  read(text, _env, name) {
+    if (text === undefined) return fallback;
+    const n = Number(text);
+    if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < min) {
+      throw invalid(`--${name} must be a whole number${unit} of at least ${min}, got "${text}"`);
+    }
+    return n;
+  },
+});
+
+/** A string, or undefined when not given. */
+const text = (value: string, help: string): Flag<string | undefined> => ({
+  value,
+  help,
+  read: (given) => given,
+});
+
+/** A switch. */
+const toggle = (help: string, short?: string): Flag<boolean> => ({
+  help,
+  ...(short === undefined ? {} : { short }),
+  read: (given) => given !== undefined,
+});
+
+const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
+
+/** Every flag of procmond, in the order the usage lists them. */
+const FLAGS = {
+  socket: {
+    value: "PATH",
+    help: "socket to serve on, also PROCMON_SOCKET;",
+    shown: (env: NodeJS.ProcessEnv) =>
+      `${defaultSocketPath({ ...env, PROCMON_SOCKET: "" })} for this user`,
+    read: (given: string | undefined, env: NodeJS.ProcessEnv) => given ?? defaultSocketPath(env),
+  },
+  config: text("FILE", "YAML file of processes to add at start"),
+  "state-file": {
+    value: "FILE",
+    help: "persist the process list here;",
+    shown: (env: NodeJS.ProcessEnv) => `default ${defaultStateFile(env)} for this user`,
+    read: (given: string | undefined, env: NodeJS.ProcessEnv) => given ?? defaultStateFile(env),
+  },
+  "no-state-file": toggle("keep the process list in memory only"),
+  "socket-mode": {
+    value: "MODE",
+    help: "octal mode of the socket file",
+    shown: () => "0600",
+    read: socketMode,
+  },
+  "socket-group": {
+    value: "GROUP",
+    help: "group (name or id) given the socket file",
+    read: (given: string | undefined) => (given === undefined ? undefined : groupId(given)),
+  },
+  "max-processes": whole("most processes registered at once", DEFAULT_LIMITS.maxProcesses),
+  "max-spec-bytes": whole("most bytes of args and env in one spec", DEFAULT_LIMITS.maxSpecBytes),
+  "max-message-size": whole("largest request accepted, in bytes", 4 * 1024 * 1024),
+  threshold: duration("runs shorter than this are instant deaths", DEFAULT_POLICY.thresholdMs),
+  "kill-time": duration("SIGTERM to SIGKILL grace", DEFAULT_POLICY.killTimeMs),
+  "min-restart-delay": duration("first backoff delay", DEFAULT_POLICY.minRestartDelayMs),
+  "max-restart-delay": duration("backoff cap", DEFAULT_POLICY.maxRestartDelayMs),
+  "consistency-delay": duration("interval of the liveness check", 60_000),
+  "event-retention": whole(
+    "state events kept for resuming watchers",
+    DEFAULT_RETENTION.stateEvents,
+  ),
+  "output-retention": whole(
+    "output lines kept for resuming watchers",
+    DEFAULT_RETENTION.outputLines,
+  ),
+  "log-level": {
+    value: "L",
+    help: LOG_LEVELS.slice(0, 5).join(", "),
+    shown: () => "info",
+    read(given: string | undefined) {
+      const level = given ?? "info";
+      if (!LOG_LEVELS.includes(level)) {
+        throw invalid(`--log-level must be one of ${LOG_LEVELS.join(", ")}, got "${level}"`);
+      }
+      return level;
+    },
+  },
+  help: toggle("show this help", "h"),
+  version: toggle("show the version"),
+} satisfies Record<string, Flag<unknown>>;
+
+type FlagName = keyof typeof FLAGS;
+
+/** procmond's usage text, from the flag table. */
+export const USAGE = usage(process.env);
+
+function usage(env: NodeJS.ProcessEnv): string {
+  const lines = Object.entries(FLAGS).map(([name, flag]: [string, Flag<unknown>]) => {
+    const short = flag.short === undefined ? "" : `-${flag.short}, `;
+    const left = `  ${short}--${name}${flag.value === undefined ? "" : ` ${flag.value}`}`;
+    const shown = flag.shown === undefined ? "" : ` (${flag.shown(env)})`;
+    return `${left.padEnd(29)}${flag.help}${shown}`;
+  });
+  return `Usage: procmond [options]
 
 Supervises processes and serves the procmon.v1.ProcessMonitor gRPC API on a
 unix socket.
 
 Options:
-  --socket PATH              socket to serve on (env PROCMON_SOCKET;
-                             default ${defaultSocketPath({})} for this user)
-  --config FILE              YAML file of processes to add at start
-  --state-file FILE          persist the process list here (default
-                             ${defaultStateFile({})} for this user)
-  --no-state-file            keep the process list in memory only
-  --socket-mode MODE         octal mode of the socket file (0600)
-  --socket-group GROUP       group (name or id) given the socket file
-  --max-processes N          most processes registered at once (${DEFAULT_LIMITS.maxProcesses})
-  --max-spec-bytes N         most bytes of args and env in one spec (${DEFAULT_LIMITS.maxSpecBytes})
-  --max-message-size N       largest request accepted, in bytes (4194304)
-  --threshold D              runs shorter than this are instant deaths (1s)
-  --kill-time D              SIGTERM to SIGKILL grace (5s)
-  --min-restart-delay D      first backoff delay (1s)
-  --max-restart-delay D      backoff cap (1h)
-  --consistency-delay D      interval of the liveness check (60s)
-  --event-retention N        state events kept for resuming watchers (${DEFAULT_RETENTION.stateEvents})
-  --output-retention N       output lines kept for resuming watchers (${DEFAULT_RETENTION.outputLines})
-  --log-level L              trace, debug, info, warn, error (info)
-  -h, --help                 show this help
-  --version                  show the version
+${lines.join("\n")}
 
 Durations are written like 500ms, 5s, 1m30s, 1h.`;
-
-const LOG_LEVELS = new Set(["trace", "debug", "info", "warn", "error", "fatal", "silent"]);
-
-function duration(flag: string, text: string | undefined, fallback: number): number {
-  if (text === undefined) return fallback;
-  try {
-    return parseDurationMs(text);
-  } catch (err) {
-    throw new ProcmonError("invalid_argument", `--${flag}: ${(err as Error).message}`);
-  }
 }
 
 /**
@@ -95,26 +200,22 @@ export function defaultStateFile(env: NodeJS.ProcessEnv): string {
   return join(stateHome, "procmon", "state.json");
 }
 
-function socketMode(text: string | undefined): number {
-  if (text === undefined) return 0o600;
-  if (!/^0?[0-7]{3}$/.test(text)) {
-    throw new ProcmonError(
-      "invalid_argument",
-      `--socket-mode must be an octal mode such as 0660, got "${text}"`,
-    );
+function socketMode(given: string | undefined): number {
+  if (given === undefined) return 0o600;
+  if (!/^0?[0-7]{3}$/.test(given)) {
+    throw invalid(`--socket-mode must be an octal mode such as 0660, got "${given}"`);
   }
-  const mode = Number.parseInt(text, 8);
+  const mode = Number.parseInt(given, 8);
   if (mode & 0o007) {
-    throw new ProcmonError(
-      "invalid_argument",
-      `--socket-mode ${text} would let every user run commands: leave "other" bits at 0`,
+    throw invalid(
+      `--socket-mode ${given} would let every user run commands: leave "other" bits at 0`,
     );
   }
   return mode;
 }
 
-function groupId(text: string): number {
-  if (/^\d+$/.test(text)) return Number(text);
+function groupId(given: string): number {
+  if (/^\d+$/.test(given)) return Number(given);
   let groups = "";
   try {
     groups = readFileSync("/etc/group", "utf8");
@@ -123,21 +224,9 @@ function groupId(text: string): number {
   }
   for (const line of groups.split("\n")) {
     const [name, , gid] = line.split(":");
-    if (name === text && gid !== undefined) return Number(gid);
+    if (name === given && gid !== undefined) return Number(gid);
   }
-  throw new ProcmonError("invalid_argument", `--socket-group: no group named "${text}"`);
-}
-
-function count(flag: string, text: string | undefined, fallback: number): number {
-  if (text === undefined) return fallback;
-  const n = Number(text);
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < 2) {
-    throw new ProcmonError(
-      "invalid_argument",
-      `--${flag} must be a whole number of at least 2, got "${text}"`,
-    );
-  }
-  return n;
+  throw invalid(`--socket-group: no group named "${given}"`);
 }
 
 /**
@@ -145,107 +234,60 @@ function count(flag: string, text: string | undefined, fallback: number): number
  * @throws ProcmonError invalid_argument naming the bad flag.
  */
 export function parseFlags(argv: readonly string[], env: NodeJS.ProcessEnv): ParsedFlags {
-  let values: ReturnType<typeof parse>["values"];
+  let values: Record<string, string | boolean | undefined>;
   try {
-    values = parse(argv).values;
+    values = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: Object.fromEntries(
+        Object.entries(FLAGS).map(([name, flag]: [string, Flag<unknown>]) => [
+          name,
+          {
+            type: flag.value === undefined ? ("boolean" as const) : ("string" as const),
+            ...(flag.short === undefined ? {} : { short: flag.short }),
+          },
+        ]),
+      ),
+    }).values;
   } catch (err) {
-    throw new ProcmonError("invalid_argument", (err as Error).message);
+    throw invalid((err as Error).message);
   }
-  if (values.help) return { kind: "help" };
-  if (values.version) return { kind: "version" };
+  const read = <N extends FlagName>(name: N): ReturnType<(typeof FLAGS)[N]["read"]> => {
+    const given = values[name];
+    const flag = FLAGS[name] as Flag<ReturnType<(typeof FLAGS)[N]["read"]>>;
+    return flag.read(typeof given === "string" ? given : given ? "" : undefined, env, name);
+  };
+  if (read("help")) return { kind: "help" };
+  if (read("version")) return { kind: "version" };
   const policy: Policy = {
-    thresholdMs: duration("threshold", values.threshold, DEFAULT_POLICY.thresholdMs),
-    killTimeMs: duration("kill-time", values["kill-time"], DEFAULT_POLICY.killTimeMs),
-    minRestartDelayMs: duration(
-      "min-restart-delay",
-      values["min-restart-delay"],
-      DEFAULT_POLICY.minRestartDelayMs,
-    ),
-    maxRestartDelayMs: duration(
-      "max-restart-delay",
-      values["max-restart-delay"],
-      DEFAULT_POLICY.maxRestartDelayMs,
-    ),
+    thresholdMs: read("threshold"),
+    killTimeMs: read("kill-time"),
+    minRestartDelayMs: read("min-restart-delay"),
+    maxRestartDelayMs: read("max-restart-delay"),
   };
   if (policy.minRestartDelayMs > policy.maxRestartDelayMs) {
-    throw new ProcmonError(
-      "invalid_argument",
-      "--min-restart-delay must not exceed --max-restart-delay",
-    );
-  }
-  const logLevel = values["log-level"] ?? "info";
-  if (!LOG_LEVELS.has(logLevel)) {
-    throw new ProcmonError(
-      "invalid_argument",
-      `--log-level must be one of ${[...LOG_LEVELS].join(", ")}, got "${logLevel}"`,
-    );
+    throw invalid("--min-restart-delay must not exceed --max-restart-delay");
   }
   return {
     kind: "run",
     options: {
-      socketPath: values.socket ?? defaultSocketPath(env),
-      configFile: values.config,
-      stateFile: values["no-state-file"]
-        ? undefined
-        : (values["state-file"] ?? defaultStateFile(env)),
-      socketMode: socketMode(values["socket-mode"]),
-      socketGroup:
-        values["socket-group"] === undefined ? undefined : groupId(values["socket-group"]),
-      limits: {
-        maxProcesses: count("max-processes", values["max-processes"], DEFAULT_LIMITS.maxProcesses),
-        maxSpecBytes: count(
-          "max-spec-bytes",
-          values["max-spec-bytes"],
-          DEFAULT_LIMITS.maxSpecBytes,
-        ),
-      },
-      maxMessageBytes: count("max-message-size", values["max-message-size"], 4 * 1024 * 1024),
+      socketPath: read("socket"),
+      configFile: read("config"),
+      stateFile: read("no-state-file") ? undefined : read("state-file"),
+      socketMode: read("socket-mode"),
+      socketGroup: read("socket-group"),
+      limits: { maxProcesses: read("max-processes"), maxSpecBytes: read("max-spec-bytes") },
+      maxMessageBytes: read("max-message-size"),
       policy,
-      consistencyDelayMs: duration("consistency-delay", values["consistency-delay"], 60_000),
-      logLevel,
+      consistencyDelayMs: read("consistency-delay"),
+      logLevel: read("log-level"),
       notifySocket: env.NOTIFY_SOCKET || undefined,
       retention: {
         ...DEFAULT_RETENTION,
-        stateEvents: count(
-          "event-retention",
-          values["event-retention"],
-          DEFAULT_RETENTION.stateEvents,
-        ),
-        outputLines: count(
-          "output-retention",
-          values["output-retention"],
-          DEFAULT_RETENTION.outputLines,
-        ),
+        stateEvents: read("event-retention"),
+        outputLines: read("output-retention"),
       },
     },
   };
-}
-
-function parse(argv: readonly string[]) {
-  return parseArgs({
-    args: [...argv],
-    strict: true,
-    allowPositionals: false,
-    options: {
-      socket: { type: "string" },
-      config: { type: "string" },
-      "state-file": { type: "string" },
-      "no-state-file": { type: "boolean" },
-      "socket-mode": { type: "string" },
-      "socket-group": { type: "string" },
-      "max-processes": { type: "string" },
-      "max-spec-bytes": { type: "string" },
-      "max-message-size": { type: "string" },
-      threshold: { type: "string" },
-      "kill-time": { type: "string" },
-      "min-restart-delay": { type: "string" },
-      "max-restart-delay": { type: "string" },
-      "consistency-delay": { type: "string" },
-      "log-level": { type: "string" },
-      "event-retention": { type: "string" },
-      "output-retention": { type: "string" },
-      help: { type: "boolean", short: "h" },
-      version: { type: "boolean" },
-    },
-  });
 }
