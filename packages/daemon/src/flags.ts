@@ -111,15 +111,15 @@ const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"
 const FLAGS = {
   socket: {
     value: "PATH",
-    help: "socket to serve on, also PROCMON_SOCKET;",
+    help: "socket to serve on, or set PROCMON_SOCKET",
     shown: (env: NodeJS.ProcessEnv) =>
-      `${defaultSocketPath({ ...env, PROCMON_SOCKET: "" })} for this user`,
+      `default ${defaultSocketPath({ ...env, PROCMON_SOCKET: "" })} for this user`,
     read: (given: string | undefined, env: NodeJS.ProcessEnv) => given ?? defaultSocketPath(env),
   },
   config: text("FILE", "YAML file of processes to add at start"),
   "state-file": {
     value: "FILE",
-    help: "persist the process list here;",
+    help: "persist the process list here",
     shown: (env: NodeJS.ProcessEnv) => `default ${defaultStateFile(env)} for this user`,
     read: (given: string | undefined, env: NodeJS.ProcessEnv) => given ?? defaultStateFile(env),
   },
