@@ -31,7 +31,7 @@ export interface DaemonOptions {
   readonly consistencyDelayMs: number;
   /** pino level. Defaults to "info". */
   readonly logLevel: string;
-  /** How many events are kept for resuming watchers. */
+  /** How many events are kept for resuming watchers, and how many bytes of them. */
   readonly retention: Retention;
 }
 
@@ -65,7 +65,10 @@ Options:
   --max-restart-delay D      backoff cap (1h)
   --consistency-delay D      interval of the liveness check (60s)
   --event-retention N        state events kept for resuming watchers (${DEFAULT_RETENTION.stateEvents})
-  --output-retention N       output lines kept for resuming watchers (${DEFAULT_RETENTION.outputLines})
+  --event-retention-bytes N  bytes of state events kept, estimated (${DEFAULT_RETENTION.stateBytes})
+  --output-retention N       output lines kept for resuming watchers (no limit)
+  --output-retention-bytes N bytes of output lines kept, estimated (${DEFAULT_RETENTION.outputBytes});
+                             half of it is the slack of a watcher that keeps up
   --log-level L              trace, debug, info, warn, error (info)
   -h, --help                 show this help
   --version                  show the version
@@ -142,6 +145,21 @@ function count(flag: string, text: string | undefined, fallback: number): number
   return n;
 }
 
+/** A retention window's bytes: a whole number of at least 1 MiB, so that it holds many lines of 64 KiB. */
+function retentionBytes(flag: string, text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < MIN_RETENTION_BYTES) {
+    throw new ProcmonError(
+      "invalid_argument",
+      `--${flag} must be a whole number of bytes, at least ${MIN_RETENTION_BYTES} (1 MiB), got "${text}"`,
+    );
+  }
+  return n;
+}
+
+const MIN_RETENTION_BYTES = 1024 * 1024;
+
 /**
  * Reads procmond's command line.
  * @throws ProcmonError invalid_argument naming the bad flag.
@@ -206,16 +224,25 @@ export function parseFlags(argv: readonly string[], env: NodeJS.ProcessEnv): Par
       consistencyDelayMs: duration("consistency-delay", values["consistency-delay"], 60_000),
       logLevel,
       retention: {
-        ...DEFAULT_RETENTION,
         stateEvents: count(
           "event-retention",
           values["event-retention"],
           DEFAULT_RETENTION.stateEvents,
         ),
+        stateBytes: retentionBytes(
+          "event-retention-bytes",
+          values["event-retention-bytes"],
+          DEFAULT_RETENTION.stateBytes,
+        ),
         outputLines: count(
           "output-retention",
           values["output-retention"],
           DEFAULT_RETENTION.outputLines,
+        ),
+        outputBytes: retentionBytes(
+          "output-retention-bytes",
+          values["output-retention-bytes"],
+          DEFAULT_RETENTION.outputBytes,
         ),
       },
     },
@@ -245,6 +272,8 @@ function parse(argv: readonly string[]) {
       "log-level": { type: "string" },
       "event-retention": { type: "string" },
       "output-retention": { type: "string" },
+      "event-retention-bytes": { type: "string" },
+      "output-retention-bytes": { type: "string" },
       help: { type: "boolean", short: "h" },
       version: { type: "boolean" },
     },

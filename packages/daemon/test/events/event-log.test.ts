@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { ProcmonError } from "../../src/core/errors.js";
 import type { CoreEvent } from "../../src/core/events.js";
 import {
+  DEFAULT_RETENTION,
   type EventFilter,
   EventLog,
   LAST_DELIVERED_SEQ_KEY,
@@ -753,6 +754,27 @@ describe("EventLog state window in bytes", () => {
     log.subscribe(filter([], true), 2n, again);
     expect(again.seqs).toEqual([3n, 4n, 5n]);
     expect(fast.seqs).toEqual(range(1, 5));
+  });
+});
+
+describe("EventLog default retention", () => {
+  it("lets a subscriber stop reading for 40,000 lines of 100 B (2 s at 20,000 lines/s), not 50,000", () => {
+    const log = new EventLog(new FakeClock());
+    const line = "x".repeat(99);
+    const paused = new RecordingSink(1);
+    const sub = log.subscribe(filter([], true), undefined, paused);
+    appendOutput(log, 40_001, "flood", line); // 1 delivered, then 40,000 behind
+    expect(paused.failures).toEqual([]);
+    paused.drain(sub);
+    expect(paused.seqs.length).toBe(40_001);
+    expect(firstDifference(paused.seqs, range(1, 40_001))).toBeUndefined();
+
+    // Bounded all the same: 50,000 behind is too far.
+    const stuck = new RecordingSink(1);
+    log.subscribe(filter([], true), undefined, stuck);
+    appendOutput(log, 50_001, "flood", line);
+    expect(stuck.failures.map((e) => e.code)).toEqual(["resource_exhausted"]);
+    expect(DEFAULT_RETENTION.outputBytes).toBe(24 * 1024 * 1024);
   });
 });
 
