@@ -41,6 +41,8 @@
 //   --readers=grpc,http2    which readers (default both)
 //   --lines=200 --line-bytes=100 --tick-ms=10 --seconds=8   the child's output
 //   --log=null|file         the daemon's log to /dev/null (default) or a file in the temp dir
+//   --specs=N               instead of the flood: N add/rm cycles of a spec with 250 kB of env,
+//                           then the daemon's RSS (the retention issue's repro; see runSpecsRound)
 //   --busy=N                also run N processes that spin on the CPU for the whole run (a
 //                           loaded machine: another build, another test suite); default 0
 //   --keep-probe            put the probe's raw timeline (every tick, every GC) into the JSON
@@ -320,6 +322,12 @@ function installProbe(out) {
       }
     }
   }).observe({ entryTypes: ["gc"] });
+  // --specs asks, with SIGUSR2, for the heap that is live after a full GC (needs --expose-gc).
+  process.on("SIGUSR2", () => {
+    globalThis.gc?.();
+    const live = v8.getHeapStatistics().used_heap_size;
+    fs.writeFileSync(`${out}.gc`, JSON.stringify({ heapUsedAfterGcBytes: live }));
+  });
   process.on("exit", () => {
     const ms = (ns) => Math.round(ns / 1e5) / 10;
     fs.writeFileSync(
@@ -553,6 +561,8 @@ function parseOptions(argv) {
     seconds: 8,
     log: "null",
     busy: 0,
+    specs: 0,
+    specsSettleMs: 3000,
     keepProbe: false,
     traceDir: undefined,
     out: path.join(ROOT, "bench/results/keepup.json"),
@@ -573,6 +583,8 @@ function parseOptions(argv) {
     else if (key === "seconds") o.seconds = Number(value);
     else if (key === "log") o.log = value;
     else if (key === "busy") o.busy = Number(value);
+    else if (key === "specs") o.specs = Number(value);
+    else if (key === "specs-settle-ms") o.specsSettleMs = Number(value);
     else if (key === "keep-probe") o.keepProbe = true;
     else if (key === "trace-dir") o.traceDir = path.resolve(value);
     else if (key === "out") o.out = path.resolve(value);
@@ -683,15 +695,11 @@ function percentile(sorted, p) {
 
 const round1 = (x) => (x === null || x === undefined ? x : Math.round(x * 10) / 10);
 
-async function runRound(o, build, index) {
+/** Starts `build`'s daemon with its socket and state file in `dir`, and resolves once it answers. */
+async function startDaemonIn(o, build, dir, index) {
   const { createClient } = await import("@procmon/client");
-  const dir = fs.mkdtempSync(path.join(tempDir, `r${index}-`));
   const socket = path.join(dir, "procmon.sock");
   const probeFile = path.join(dir, "probe.json");
-  const childFile = path.join(dir, "child.mjs");
-  const reportFile = path.join(dir, "child-report.json");
-  fs.writeFileSync(childFile, CHILD_SOURCE);
-  const loadStart = os.loadavg();
   const logTarget = o.log === "file" ? path.join(dir, "daemon.log") : "/dev/null";
   const logFd = fs.openSync(logTarget, "w");
   const daemon = track(
@@ -729,22 +737,97 @@ async function runRound(o, build, index) {
     daemonStderr += c;
   });
   const client = createClient({ socket, timeoutMs: 15_000 });
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      await client.listProcesses({ timeoutMs: 1_000 });
+      return { daemon, client };
+    } catch (err) {
+      if (Date.now() > deadline || daemon.exitCode !== null) {
+        client.close();
+        daemon.kill("SIGKILL");
+        throw new Error(`daemon did not start: ${err.message}\n${daemonStderr}`);
+      }
+      await sleep(50);
+    }
+  }
+}
+
+/**
+ * --specs=N: the retention issue's repro. N cycles of adding and removing a process whose spec
+ * carries 250 kB of env (five variables of 50,000 B: execve takes no string over 128 KiB), then
+ * the daemon's RSS and heap: at the start, after the cycles, peak, after --specs-settle-ms
+ * (default 3000) idle, and the heap still live after a full GC (the probe runs gc() on SIGUSR2;
+ * the daemon gets --expose-gc for it).
+ */
+async function runSpecsRound(o, build, index) {
+  const dir = fs.mkdtempSync(path.join(tempDir, `s${index}-`));
+  const loadStart = os.loadavg();
+  const { daemon, client } = await startDaemonIn(o, build, dir, index);
+  try {
+    const before = procStatus(daemon.pid);
+    const env = {};
+    for (let i = 0; i < 5; i++) env[`BIG_${i}`] = String(i).repeat(50_000);
+    const started = performance.now();
+    for (let cycle = 0; cycle < o.specs; cycle++) {
+      const added = await client.addProcess({ name: `big-${cycle}`, args: ["sleep", "100"], env });
+      grandchildren.add(added.pid);
+      await client.removeProcess(`big-${cycle}`);
+      grandchildren.delete(added.pid);
+    }
+    const cyclesS = (performance.now() - started) / 1000;
+    const after = procStatus(daemon.pid);
+    await sleep(o.specsSettleMs);
+    const settled = procStatus(daemon.pid);
+    const gcFile = path.join(dir, "probe.json.gc");
+    daemon.kill("SIGUSR2");
+    const gcDeadline = Date.now() + 5_000;
+    while (!fs.existsSync(gcFile) && Date.now() < gcDeadline) await sleep(50);
+    await sleep(50);
+    const live = fs.existsSync(gcFile) ? JSON.parse(fs.readFileSync(gcFile, "utf8")) : null;
+    const afterGc = procStatus(daemon.pid);
+    client.close();
+    daemon.kill("SIGTERM");
+    if (!(await exitedWithin(daemon, 15_000))) daemon.kill("SIGKILL");
+    const probeFile = path.join(dir, "probe.json");
+    const probe = fs.existsSync(probeFile) ? JSON.parse(fs.readFileSync(probeFile, "utf8")) : null;
+    return {
+      build: build.label,
+      round: index,
+      cycles: o.specs,
+      cyclesS: round1(cyclesS),
+      rssStartMiB: round1(before?.rssMiB),
+      rssAfterMiB: round1(after?.rssMiB),
+      rssSettledMiB: round1(settled?.rssMiB),
+      rssHwmMiB: round1(settled?.hwmMiB),
+      heapPeakMiB: probe ? round1(probe.heapUsedPeakBytes / 2 ** 20) : null,
+      heapLiveMiB: live ? round1(live.heapUsedAfterGcBytes / 2 ** 20) : null,
+      rssAfterGcMiB: round1(afterGc?.rssMiB),
+      load: [round1(loadStart[0]), round1(os.loadavg()[0])],
+    };
+  } finally {
+    client.close();
+    if (daemon.exitCode === null && daemon.signalCode === null) {
+      daemon.kill("SIGKILL");
+      await exitedWithin(daemon, 5_000);
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function runRound(o, build, index) {
+  const dir = fs.mkdtempSync(path.join(tempDir, `r${index}-`));
+  const socket = path.join(dir, "procmon.sock");
+  const probeFile = path.join(dir, "probe.json");
+  const childFile = path.join(dir, "child.mjs");
+  const reportFile = path.join(dir, "child-report.json");
+  fs.writeFileSync(childFile, CHILD_SOURCE);
+  const loadStart = os.loadavg();
+  const { daemon, client } = await startDaemonIn(o, build, dir, index);
   const readers = [];
   const rss = [];
   let sampler;
   try {
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      try {
-        await client.listProcesses({ timeoutMs: 1_000 });
-        break;
-      } catch (err) {
-        if (Date.now() > deadline || daemon.exitCode !== null) {
-          throw new Error(`daemon did not start: ${err.message}\n${daemonStderr}`);
-        }
-        await sleep(50);
-      }
-    }
     for (const kind of o.readers) {
       const reader = track(
         fork(SELF, ["--reader", kind, socket, "flood"], {
@@ -929,6 +1012,29 @@ function summarizeBuild(rounds) {
   };
 }
 
+async function runSpecs(o, startedAt) {
+  console.log(
+    `keepup --specs: ${o.rounds} rounds per build of ${o.specs} add/rm cycles of a 250 kB env, ` +
+      `builds ${o.daemons.map((d) => d.label).join(", ")}; load ${os.loadavg().map(round1).join(" ")}`,
+  );
+  const rounds = [];
+  for (let i = 0; i < o.rounds; i++) {
+    for (const build of o.daemons) {
+      const x = await runSpecsRound(o, build, i + 1);
+      console.log(
+        `${x.build.padEnd(8)} #${String(x.round).padEnd(2)} RSS ${x.rssStartMiB} -> ${x.rssAfterMiB} MiB ` +
+          `(${x.rssSettledMiB} after ${o.specsSettleMs} ms idle, peak ${x.rssHwmMiB}), heap peak ` +
+          `${x.heapPeakMiB} MiB, live after a full GC ${x.heapLiveMiB} MiB (RSS then ${x.rssAfterGcMiB} MiB), ${x.cyclesS} s | load ${x.load.join("->")}`,
+      );
+      rounds.push(x);
+    }
+  }
+  fs.mkdirSync(path.dirname(o.out), { recursive: true });
+  const out = o.out.replace(/\.json$/, "-specs.json");
+  fs.writeFileSync(out, `${JSON.stringify({ startedAt, rounds }, null, 2)}\n`);
+  console.log(`results: ${path.relative(process.cwd(), out)}`);
+}
+
 async function runMain() {
   const o = parseOptions(process.argv.slice(2));
   tempDir = fs.mkdtempSync(path.join(os.tmpdir(), "procmon-keepup-"));
@@ -944,6 +1050,12 @@ async function runMain() {
     track(spinner, "busy");
   }
   const startedAt = new Date().toISOString();
+  if (o.specs > 0) {
+    // For the probe's gc() on SIGUSR2.
+    o.daemonNodeArgs = [...o.daemonNodeArgs, "--expose-gc"];
+    await runSpecs(o, startedAt);
+    return;
+  }
   console.log(
     `keepup: ${o.rounds} rounds per build, builds ${o.daemons.map((d) => d.label).join(", ")}; ` +
       `child ${o.lines} lines of ${o.lineBytes} B every ${o.tickMs} ms for ${o.seconds} s; ` +
