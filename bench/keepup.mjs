@@ -41,6 +41,8 @@
 //   --readers=grpc,http2    which readers (default both)
 //   --lines=200 --line-bytes=100 --tick-ms=10 --seconds=8   the child's output
 //   --log=null|file         the daemon's log to /dev/null (default) or a file in the temp dir
+//   --stall-ms=MS           each reader stops reading for MS every 2 s (its stream paused), from
+//                           its first message on: the slack the daemon gives it, measured
 //   --specs=N               instead of the flood: N add/rm cycles of a spec with 250 kB of env,
 //                           then the daemon's RSS (the retention issue's repro; see runSpecsRound)
 //   --busy=N                also run N processes that spin on the CPU for the whole run (a
@@ -71,6 +73,7 @@ const ROOT = path.resolve(HERE, "..");
 const WATCH_PATH = "/procmon.v1.ProcessMonitor/WatchEvents";
 const FLOW_CONTROL_WINDOW_BYTES = 1024 * 1024;
 const RESOURCE_EXHAUSTED = 8;
+const STALL_PERIOD_MS = 2_000;
 
 const wallNow = () => performance.timeOrigin + performance.now();
 
@@ -132,7 +135,12 @@ function peek(bytes) {
   return ev;
 }
 
-async function runReader(kind, socket, until) {
+/**
+ * `stallMs` > 0: once the first message is in, the reader stops reading for `stallMs` every
+ * STALL_PERIOD_MS (its stream paused), as a reader's GC pause or a busy core would: the slack a
+ * daemon gives a subscriber that otherwise keeps up, measured directly.
+ */
+async function runReader(kind, socket, until, stallMs = 0) {
   const { ProcessMonitor, WatchEventsRequestSchema } = await import("@procmon/client/api");
   const { create, toBinary } = await import("@bufbuild/protobuf");
   const eventFields = ProcessMonitor.method.watchEvents.output.field.event.message.field;
@@ -163,6 +171,7 @@ async function runReader(kind, socket, until) {
     statusAtMs: null,
     readerEldMaxMs: null,
     readerEldP99Ms: null,
+    stalls: 0,
   };
   let lastSeq = 0;
   let done = false;
@@ -187,6 +196,7 @@ async function runReader(kind, socket, until) {
     const now = wallNow();
     const ev = peek(bytes);
     s.events++;
+    startStalls();
     if (s.firstSeq === null) {
       s.firstSeq = ev.seq;
       s.firstAtMs = now;
@@ -212,6 +222,17 @@ async function runReader(kind, socket, until) {
     finish();
   };
   const ready = () => process.stdout.write(`${JSON.stringify({ ready: true })}\n`);
+  let stallable;
+  let stalling = false;
+  const startStalls = () => {
+    if (stalling || stallMs <= 0) return;
+    stalling = true;
+    setInterval(() => {
+      stallable.pause();
+      s.stalls++;
+      setTimeout(() => stallable.resume(), stallMs);
+    }, STALL_PERIOD_MS).unref();
+  };
 
   if (kind === "grpc") {
     const grpc = await import("@grpc/grpc-js");
@@ -226,6 +247,7 @@ async function runReader(kind, socket, until) {
     );
     call.on("metadata", ready);
     call.on("data", onMessage);
+    stallable = call;
     call.on("error", () => {});
     call.on("status", (status) => onStatus(status.code, status.details));
   } else if (kind === "http2") {
@@ -245,6 +267,7 @@ async function runReader(kind, socket, until) {
       te: "trailers",
     });
     stream.end(frame);
+    stallable = stream;
     let carry = Buffer.alloc(0);
     stream.on("response", (headers) => {
       // A refusal comes as trailers-only headers.
@@ -562,6 +585,7 @@ function parseOptions(argv) {
     log: "null",
     busy: 0,
     specs: 0,
+    stallMs: 0,
     specsSettleMs: 3000,
     keepProbe: false,
     traceDir: undefined,
@@ -584,6 +608,7 @@ function parseOptions(argv) {
     else if (key === "log") o.log = value;
     else if (key === "busy") o.busy = Number(value);
     else if (key === "specs") o.specs = Number(value);
+    else if (key === "stall-ms") o.stallMs = Number(value);
     else if (key === "specs-settle-ms") o.specsSettleMs = Number(value);
     else if (key === "keep-probe") o.keepProbe = true;
     else if (key === "trace-dir") o.traceDir = path.resolve(value);
@@ -676,6 +701,18 @@ function jsonLine(child, pick, timeoutMs, what) {
     child.stdout.on("data", onData);
     child.once("exit", onExit);
   });
+}
+
+/** User plus system CPU seconds used so far by live process `pid`. */
+function cpuSeconds(pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name and state.
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return null;
+  }
 }
 
 function procStatus(pid) {
@@ -830,7 +867,7 @@ async function runRound(o, build, index) {
   try {
     for (const kind of o.readers) {
       const reader = track(
-        fork(SELF, ["--reader", kind, socket, "flood"], {
+        fork(SELF, ["--reader", kind, socket, "flood", String(o.stallMs)], {
           stdio: ["ignore", "pipe", "inherit", "ipc"],
         }),
         `reader ${kind}`,
@@ -870,6 +907,7 @@ async function runRound(o, build, index) {
       : null;
     clearInterval(sampler);
     const hwm = procStatus(daemon.pid)?.hwmMiB ?? null;
+    const cpuS = cpuSeconds(daemon.pid);
     await client.removeProcess("flood").catch(() => undefined);
     grandchildren.delete(added.pid);
     client.close();
@@ -883,6 +921,7 @@ async function runRound(o, build, index) {
       probe,
       rss,
       hwm,
+      cpuS,
       loadStart,
       loadEnd,
     });
@@ -941,6 +980,7 @@ function summarizeRound(o, build, index, r) {
       lagMaxAtSeq: s.lagMaxAtSeq,
       lagP99Ms: s.lagP99Ms,
       readerEldMaxMs: s.readerEldMaxMs,
+      stalls: s.stalls,
     };
   });
   const round = {
@@ -959,6 +999,7 @@ function summarizeRound(o, build, index, r) {
     heapPeakMiB: r.probe ? round1(r.probe.heapUsedPeakBytes / 2 ** 20) : null,
     rssMaxSampledMiB: r.rss.length ? round1(Math.max(...r.rss)) : null,
     rssHwmMiB: round1(r.hwm),
+    daemonCpuS: round1(r.cpuS),
     load: [round1(r.loadStart[0]), round1(r.loadEnd[0])],
   };
   if (o.keepProbe) round.probe = r.probe;
@@ -978,7 +1019,7 @@ function printRound(x) {
   console.log(
     `${x.build.padEnd(8)} #${String(x.round).padEnd(2)} ${readers} | lag max ${lag} ms | reader loop max ${readerLoop} ms | ` +
       `loop p99/max ${x.eldP99Ms}/${x.eldMaxMs} ms | gc max ${x.gcInFlood?.maxMs} ms | ` +
-      `RSS ${x.rssHwmMiB} MiB heap ${x.heapPeakMiB} MiB | child ${x.childElapsedS} s ` +
+      `RSS ${x.rssHwmMiB} MiB heap ${x.heapPeakMiB} MiB | CPU ${x.daemonCpuS} s | child ${x.childElapsedS} s ` +
       `(max block ${x.childMaxBlockMs} ms) | load ${x.load.join("->")}`,
   );
 }
@@ -1003,6 +1044,7 @@ function summarizeBuild(rounds) {
     eldMaxMsMedian: percentile(max, 50),
     eldMaxMsMax: max.at(-1) ?? null,
     rssHwmMiBMax: Math.max(...rounds.map((x) => x.rssHwmMiB ?? 0)),
+    daemonCpuSMedian: percentile(sorted(rounds.map((x) => x.daemonCpuS)), 50),
     heapPeakMiBMax: Math.max(...rounds.map((x) => x.heapPeakMiB ?? 0)),
     childSlowedRounds: rounds.filter(
       (x) => x.childElapsedS !== null && x.childElapsedS > x.childPlannedS + 0.5,
@@ -1059,7 +1101,7 @@ async function runMain() {
   console.log(
     `keepup: ${o.rounds} rounds per build, builds ${o.daemons.map((d) => d.label).join(", ")}; ` +
       `child ${o.lines} lines of ${o.lineBytes} B every ${o.tickMs} ms for ${o.seconds} s; ` +
-      `readers ${o.readers.join(", ")}; daemon node ${o.daemonNodeArgs.join(" ")}; ` +
+      `readers ${o.readers.join(", ")}${o.stallMs ? ` stalling ${o.stallMs} ms every 2 s` : ""}; daemon node ${o.daemonNodeArgs.join(" ")}; ` +
       `log -> ${o.log === "file" ? "a file" : "/dev/null"}; ${o.busy} busy; load ${os.loadavg().map(round1).join(" ")}`,
   );
   const rounds = [];
@@ -1112,7 +1154,7 @@ if (process.env.PROCMON_KEEPUP_PROBE && process.argv[1] !== SELF) {
   });
   await new Promise((resolve) => worker.once("exit", resolve));
 } else if (process.argv[2] === "--reader") {
-  await runReader(process.argv[3], process.argv[4], process.argv[5]);
+  await runReader(process.argv[3], process.argv[4], process.argv[5], Number(process.argv[6] ?? 0));
 } else {
   await runMain();
 }
