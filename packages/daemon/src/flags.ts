@@ -105,6 +105,9 @@ const toggle = (help: string, short?: string): Flag<boolean> => ({
   read: (given) => given !== undefined,
 });
 
+/** A retention window holds at least 1 MiB: many lines of 64 KiB. */
+const MIN_RETENTION_BYTES = 1024 * 1024;
+
 const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
 
 /** Every flag of procmond, in the order the usage lists them. */
@@ -147,9 +150,21 @@ const FLAGS = {
     "state events kept for resuming watchers",
     DEFAULT_RETENTION.stateEvents,
   ),
+  "event-retention-bytes": whole(
+    "bytes of state events kept, estimated",
+    DEFAULT_RETENTION.stateBytes,
+    MIN_RETENTION_BYTES,
+    " of bytes",
+  ),
   "output-retention": whole(
     "output lines kept for resuming watchers",
     DEFAULT_RETENTION.outputLines,
+  ),
+  "output-retention-bytes": whole(
+    "bytes of output lines kept, estimated; half is a watcher's slack",
+    DEFAULT_RETENTION.outputBytes,
+    MIN_RETENTION_BYTES,
+    " of bytes",
   ),
   "log-level": {
     value: "L",
@@ -284,9 +299,10 @@ export function parseFlags(argv: readonly string[], env: NodeJS.ProcessEnv): Par
       logLevel: read("log-level"),
       notifySocket: env.NOTIFY_SOCKET || undefined,
       retention: {
-        ...DEFAULT_RETENTION,
         stateEvents: read("event-retention"),
+        stateBytes: read("event-retention-bytes"),
         outputLines: read("output-retention"),
+        outputBytes: read("output-retention-bytes"),
       },
     },
   };

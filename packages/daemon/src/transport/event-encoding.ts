@@ -6,6 +6,7 @@ import {
   WatchEventsResponseSchema,
 } from "@procmon/api/gen/procmon/v1/procmon_pb.js";
 import type { CoreEvent } from "../core/events.js";
+import { estimatedBytes } from "../events/event-size.js";
 import type { LoggedEvent } from "../events/logged-event.js";
 import { eventToProto, OUTPUT_STREAM } from "../wire/event.js";
 import { timestampParts } from "../wire/time.js";
@@ -14,23 +15,42 @@ import { timestampParts } from "../wire/time.js";
  * The encodings of the events most recently sent. Subscribers at the head of
  * the log share them; one replaying from further back encodes again. (Keeping
  * an encoding for as long as its event is retained kept every retained line
- * twice.)
+ * twice.) Bounded by count and by bytes: an `added` event's encoding is its
+ * whole spec, and each entry also holds its event, retained or not.
  */
-const encoded = new Map<LoggedEvent, Uint8Array>();
-const ENCODINGS_KEPT = 4096;
+const encoded = new Map<LoggedEvent, { readonly bytes: Uint8Array; readonly heapBytes: number }>();
+let encodedHeapBytes = 0;
+/** The most encodings kept. */
+export const ENCODINGS_KEPT = 4096;
+/** The most bytes the kept encodings and their events may take (the event by its estimated size). */
+export const ENCODED_BYTES_KEPT = 4 * 1024 * 1024;
 
 /** The WatchEventsResponse bytes of `logged`, encoded once for every subscriber it goes to. */
 export function encodedEvent(logged: LoggedEvent): Uint8Array {
-  let bytes = encoded.get(logged);
-  if (bytes === undefined) {
-    bytes = encodeWatchEventsResponse(logged);
-    encoded.set(logged, bytes);
-    if (encoded.size > ENCODINGS_KEPT) {
-      const oldest = encoded.keys().next();
-      if (!oldest.done) encoded.delete(oldest.value);
-    }
+  const kept = encoded.get(logged);
+  if (kept !== undefined) return kept.bytes;
+  const bytes = encodeWatchEventsResponse(logged);
+  const heapBytes = bytes.byteLength + estimatedBytes(logged.event);
+  encoded.set(logged, { bytes, heapBytes });
+  encodedHeapBytes += heapBytes;
+  // The newest stays whatever its size: every subscriber of this turn wants it.
+  while (
+    encoded.size > 1 &&
+    (encoded.size > ENCODINGS_KEPT || encodedHeapBytes > ENCODED_BYTES_KEPT)
+  ) {
+    const [oldest, entry] = encoded.entries().next().value as [
+      LoggedEvent,
+      { readonly heapBytes: number },
+    ];
+    encoded.delete(oldest);
+    encodedHeapBytes -= entry.heapBytes;
   }
   return bytes;
+}
+
+/** How many encodings are kept, and the bytes they count: for tests. */
+export function encodingsKept(): { readonly count: number; readonly heapBytes: number } {
+  return { count: encoded.size, heapBytes: encodedHeapBytes };
 }
 
 /**

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { ProcmonError } from "../../src/core/errors.js";
 import type { CoreEvent } from "../../src/core/events.js";
 import {
+  DEFAULT_RETENTION,
   type EventFilter,
   EventLog,
   type LoggedEvent,
@@ -96,6 +97,7 @@ function makeLog(retention: Partial<Retention> = {}): { log: EventLog; clock: Fa
   const clock = new FakeClock();
   const log = new EventLog(clock, {
     stateEvents: 10_000,
+    stateBytes: Number.MAX_SAFE_INTEGER,
     outputLines: 10_000,
     outputBytes: 16 * 1024 * 1024,
     ...retention,
@@ -113,6 +115,11 @@ function appendOutput(log: EventLog, n: number, process = "p", line = "hello"): 
   const out: LoggedEvent[] = [];
   for (let i = 0; i < n; i++) out.push(log.append(outputLine(process, line)));
   return out;
+}
+
+/** An `added` event whose spec holds an env value of `envChars` characters. */
+function addedEvent(process: string, envChars: number): CoreEvent {
+  return { kind: "added", process, spec: spec(process, { env: { BIG: "v".repeat(envChars) } }) };
 }
 
 function outOfRange(fn: () => unknown): ProcmonError {
@@ -678,6 +685,95 @@ describe("EventLog resuming far behind", () => {
     appendState(log, 1); // 86 behind
     expect(sink.failures).toHaveLength(1);
     expect(sink.failures[0]?.code).toBe("resource_exhausted");
+  });
+});
+
+describe("EventLog state window in bytes", () => {
+  it("keeps added events' specs only up to stateBytes; older resumes get OUT_OF_RANGE", () => {
+    const { log } = makeLog({ stateEvents: 10_000, stateBytes: 1_000_000 });
+    const all: LoggedEvent[] = [];
+    // 300 add/rm cycles of a spec with a 250 kB env, as the issue's.
+    for (let i = 0; i < 300; i++) {
+      all.push(log.append(addedEvent(`p${i}`, 250_000)));
+      all.push(log.append({ kind: "removed", process: `p${i}` }));
+    }
+    // Three specs fit in 1,000,000 bytes with four `removed` events, not four specs: the last
+    // seven events are kept, and one may resume after the eighth from the end.
+    const resumable = all.at(-8)?.seq ?? 0n;
+    const kept = new RecordingSink();
+    log.subscribe(filter(), resumable, kept);
+    expect(kept.seqs).toEqual(all.slice(-7).map((e) => e.seq));
+    const tooOld = outOfRange(() => log.subscribe(filter(), resumable - 1n, new RecordingSink()));
+    expect(tooOld.details[OLDEST_RESUMABLE_SEQ_KEY]).toBe(String(resumable));
+    outOfRange(() => log.subscribe(filter(), 0n, new RecordingSink()));
+  });
+
+  it("ends a subscriber lagging by more than half the state window in bytes, while its gap is kept", () => {
+    const { log } = makeLog({ stateEvents: 10_000, stateBytes: 1_000_000 });
+    const fast = new RecordingSink();
+    log.subscribe(filter(), undefined, fast);
+    const slow = new RecordingSink(1);
+    log.subscribe(filter(), undefined, slow);
+    log.append(addedEvent("a", 100_000)); // 1: delivered, and full
+    for (let i = 0; i < 4; i++) log.append(addedEvent(`b${i}`, 100_000)); // 2..5: ~400 kB behind
+    expect(slow.failures).toEqual([]);
+    log.append(addedEvent("c", 100_000)); // 6: ~500 kB behind, over half
+    expect(slow.failures.map((e) => e.code)).toEqual(["resource_exhausted"]);
+    const failure = slow.failures[0] as ProcmonError;
+    expect(lastSeqIn(failure)).toBe(1n);
+    expect(failure.details[LAST_DELIVERED_SEQ_KEY]).toBe("1");
+
+    const again = new RecordingSink();
+    log.subscribe(filter(), 1n, again);
+    expect(again.seqs).toEqual(range(2, 6));
+    expect(fast.seqs).toEqual(range(1, 6));
+    expect(fast.failures).toEqual([]);
+  });
+
+  it("never leaves a subscriber pointing at evicted events: one spec that fills the window ends it", () => {
+    const { log } = makeLog({ stateEvents: 10_000, stateBytes: 1_000_000 });
+    const fast = new RecordingSink();
+    log.subscribe(filter([], true), undefined, fast);
+    const slow = new RecordingSink(1);
+    log.subscribe(filter([], true), undefined, slow);
+    log.append(stateEvent("p")); // 1: delivered, and full
+    appendState(log, 2); // 2, 3: not read
+    log.append(outputLine("p")); // 4: not read
+    expect(slow.failures).toEqual([]);
+    log.append(addedEvent("huge", 999_000)); // 5: evicts 1 and 2
+    expect(slow.failures.map((e) => e.code)).toEqual(["resource_exhausted"]);
+    expect(lastSeqIn(slow.failures[0] as ProcmonError)).toBe(1n);
+    // Nothing after the eviction reached it: no gap.
+    slow.drain(log.subscribe(filter(), 5n, new RecordingSink()));
+    expect(slow.seqs).toEqual([1n]);
+    expect(slow.clean).toBe(true);
+    // What it missed is gone, and it is told so when it resumes; from what is kept, it may.
+    outOfRange(() => log.subscribe(filter([], true), 1n, new RecordingSink()));
+    const again = new RecordingSink();
+    log.subscribe(filter([], true), 2n, again);
+    expect(again.seqs).toEqual([3n, 4n, 5n]);
+    expect(fast.seqs).toEqual(range(1, 5));
+  });
+});
+
+describe("EventLog default retention", () => {
+  it("lets a subscriber stop reading for 40,000 lines of 100 B (2 s at 20,000 lines/s), not 50,000", () => {
+    const log = new EventLog(new FakeClock());
+    const line = "x".repeat(99);
+    const paused = new RecordingSink(1);
+    const sub = log.subscribe(filter([], true), undefined, paused);
+    appendOutput(log, 40_001, "flood", line); // 1 delivered, then 40,000 behind
+    expect(paused.failures).toEqual([]);
+    paused.drain(sub);
+    expect(paused.seqs.length).toBe(40_001);
+    expect(firstDifference(paused.seqs, range(1, 40_001))).toBeUndefined();
+
+    // Bounded all the same: 50,000 behind is too far.
+    const stuck = new RecordingSink(1);
+    log.subscribe(filter([], true), undefined, stuck);
+    appendOutput(log, 50_001, "flood", line);
+    expect(stuck.failures.map((e) => e.code)).toEqual(["resource_exhausted"]);
+    expect(DEFAULT_RETENTION.outputBytes).toBe(24 * 1024 * 1024);
   });
 });
 

@@ -3,9 +3,14 @@ import { WatchEventsResponseSchema } from "@procmon/api/gen/procmon/v1/procmon_p
 import { describe, expect, it } from "vitest";
 import type { CoreEvent } from "../../src/core/events.js";
 import type { LoggedEvent } from "../../src/events/logged-event.js";
-import { encodedEvent, encodeWatchEventsResponse } from "../../src/transport/event-encoding.js";
+import {
+  ENCODED_BYTES_KEPT,
+  encodedEvent,
+  encodeWatchEventsResponse,
+  encodingsKept,
+} from "../../src/transport/event-encoding.js";
 import { eventToProto } from "../../src/wire/event.js";
-import { seeded } from "../core/fakes.js";
+import { seeded, spec } from "../core/fakes.js";
 
 /** What protobuf-es writes for `logged`: the reference. */
 function reference(logged: LoggedEvent): Uint8Array {
@@ -124,5 +129,27 @@ describe("encodedEvent", () => {
     const again = encodedEvent(first);
     expect(again).not.toBe(bytes);
     expect(again).toEqual(bytes);
+  });
+
+  it("keeps the encodings of large events by bytes: 40 specs of a 250 kB env are not all held", () => {
+    const added = (seq: number): LoggedEvent => ({
+      seq: BigInt(1_000_000 + seq),
+      timeWallMs: 1_764_000_000_000,
+      event: {
+        kind: "added",
+        process: `p${seq}`,
+        spec: spec(`p${seq}`, { env: { BIG: "v".repeat(250_000) } }),
+      },
+    });
+    const events = Array.from({ length: 40 }, (_, i) => added(i));
+    const first = encodedEvent(events[0] as LoggedEvent);
+    for (const logged of events.slice(1)) encodedEvent(logged);
+    const last = events.at(-1) as LoggedEvent;
+    expect(encodedEvent(last)).toBe(encodedEvent(last));
+    expect(encodingsKept().heapBytes).toBeLessThanOrEqual(ENCODED_BYTES_KEPT);
+    expect(encodingsKept().count).toBeLessThan(10);
+    const again = encodedEvent(events[0] as LoggedEvent);
+    expect(again).not.toBe(first);
+    expect(again).toEqual(first);
   });
 });
