@@ -833,7 +833,7 @@ describe("WatchEvents", () => {
         const observer = await openWatch(q.socket);
         await q.client.addProcess(flood(9_000));
         const exited = await observer.waitForEvent((e) => e.kind.case === "exited", 15_000);
-        // 9000 lines fit the retained window (10000 by default): all can be replayed.
+        // 9000 lines fit the retained window (24 MiB by default): all can be replayed.
         const replay = await openWatch(q.socket, { afterSeq: 0n, includeOutput: true });
         await replay.waitForEvent((e) => e.seq === exited.seq, 10_000);
         const seqs = replay.events.map((e) => e.seq);
