@@ -85,7 +85,7 @@ const whole = (help: string, fallback: number, min = 2, unit = ""): Flag<number>
     if (text === undefined) return fallback;
     const n = Number(text);
     if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < min) {
-      throw invalid(`--${name} must be a whole number${unit} of at least ${min}, got "${text}"`);
+      throw invalid(`--${name} must be a whole number${unit}, at least ${min}, got "${text}"`);
     }
     return n;
   },
