@@ -34,10 +34,10 @@ import { quote } from "../core/quote.js";
 import type { Supervisor } from "../core/supervisor.js";
 import type { ProcessView } from "../core/types.js";
 import type { EventLog, Subscription } from "../events/event-log.js";
+import { encodedEvent } from "../wire/event-encoding.js";
 import { processToProto } from "../wire/process.js";
 import { specInputFromProto } from "../wire/spec.js";
 import { toServiceError } from "./errors.js";
-import { encodedEvent } from "./event-encoding.js";
 import { EventStream, http2StreamOf } from "./event-stream.js";
 
 /** What the ProcessMonitor service delegates to. */

@@ -8,8 +8,8 @@ import {
 import type { CoreEvent } from "../core/events.js";
 import { estimatedBytes } from "../events/event-size.js";
 import type { LoggedEvent } from "../events/logged-event.js";
-import { eventToProto, OUTPUT_STREAM } from "../wire/event.js";
-import { timestampParts } from "../wire/time.js";
+import { eventToProto, OUTPUT_STREAM } from "./event.js";
+import { timestampParts } from "./time.js";
 
 /**
  * The encodings of the events most recently sent. Subscribers at the head of
@@ -60,7 +60,9 @@ export function encodingsKept(): { readonly count: number; readonly heapBytes: n
  * a fifth of a flooded daemon's time building and encoding their messages
  * (BENCHMARKS.md). Their five fields are written here directly; every other
  * event, and an output event whose numbers fall outside the fast path, goes
- * through protobuf-es. A test checks both give the same bytes.
+ * through protobuf-es. A test checks both give the same bytes. protobuf-es's
+ * own BinaryWriter, writing the same fields, was measured at 8.3 µs a line of
+ * 100 B against 2.2 µs here (create + toBinary: 10.7 µs), so it is not used.
  */
 export function encodeWatchEventsResponse(logged: LoggedEvent): Uint8Array {
   const { event } = logged;

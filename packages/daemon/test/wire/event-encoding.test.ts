@@ -3,13 +3,13 @@ import { WatchEventsResponseSchema } from "@procmon/api/gen/procmon/v1/procmon_p
 import { describe, expect, it } from "vitest";
 import type { CoreEvent } from "../../src/core/events.js";
 import type { LoggedEvent } from "../../src/events/logged-event.js";
+import { eventToProto } from "../../src/wire/event.js";
 import {
   ENCODED_BYTES_KEPT,
   encodedEvent,
   encodeWatchEventsResponse,
   encodingsKept,
-} from "../../src/transport/event-encoding.js";
-import { eventToProto } from "../../src/wire/event.js";
+} from "../../src/wire/event-encoding.js";
 import { seeded, spec } from "../core/fakes.js";
 
 /** What protobuf-es writes for `logged`: the reference. */
