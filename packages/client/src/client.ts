@@ -119,8 +119,10 @@ export function createClient(options: ClientOptions = {}): ProcmonClient {
   let closed = false;
   const closedError = () =>
     new ProcmonError(Code.FAILED_PRECONDITION, `the client of procmond at ${socket} is closed`);
-  // Checked before every call, not once: the directory may change meanwhile.
+  // Why a call is not even tried: the client is closed, or the socket is
+  // refused (checked before every call, not once: the directory may change).
   const refusal = (): ProcmonError | undefined => {
+    if (closed) return closedError();
     const problem = socketPathProblem(socket);
     if (problem === undefined) return undefined;
     const code = problem.code === "too_long" ? Code.INVALID_ARGUMENT : Code.FAILED_PRECONDITION;
@@ -136,10 +138,6 @@ export function createClient(options: ClientOptions = {}): ProcmonClient {
       const signal = options?.signal;
       if (signal?.aborted) {
         reject(ProcmonError.from(abortError(signal)));
-        return;
-      }
-      if (closed) {
-        reject(closedError());
         return;
       }
       const refused = refusal();
@@ -176,7 +174,6 @@ export function createClient(options: ClientOptions = {}): ProcmonClient {
       async *[Symbol.asyncIterator]() {
         const signal = options?.signal;
         if (signal?.aborted) throw ProcmonError.from(abortError(signal));
-        if (closed) throw closedError();
         const refused = refusal();
         if (refused) throw refused;
         const { path, requestSerialize, responseDeserialize } = grpcMethodDefinition(method);

@@ -1,3 +1,5 @@
+import type { RunSpec } from "./types.js";
+
 /** Which pipe a line of output came from. */
 export type OutputStreamName = "stdout" | "stderr";
 
@@ -12,23 +14,8 @@ export interface ChildExit {
   readonly signal: string | null;
 }
 
-/** What to run: the parts of a process spec that the spawner needs. */
-export interface SpawnRequest {
-  /** The process's name, for the child's PROCMON_NAME. */
-  readonly name?: string;
-  /** argv; `args[0]` is a path or a bare name looked up on PATH. Never a shell. */
-  readonly args: readonly string[];
-  /** Variables set over the base environment. */
-  readonly env: Readonly<Record<string, string>>;
-  /** Start from an empty environment instead of the daemon's. */
-  readonly clearEnv: boolean;
-  /** Working directory; empty for the daemon's. */
-  readonly cwd: string;
-  /** User id to run as; undefined for the daemon's. */
-  readonly uid?: number | undefined;
-  /** Group id to run as; undefined for the daemon's. */
-  readonly gid?: number | undefined;
-}
+/** What to run; the name may be left out where no child needs PROCMON_NAME (tests). */
+export type SpawnRequest = Omit<RunSpec, "name"> & { readonly name?: string };
 
 /** Callbacks from a running child into the core. */
 export interface ChildHandlers {

@@ -2,26 +2,16 @@ import { durationProblem, formatDurationMs } from "@procmon/api/duration";
 import { ProcmonError } from "./errors.js";
 import { isProcessName, NAME_RULE } from "./names.js";
 import { quote } from "./quote.js";
-import type { Policy, ProcessSpec } from "./types.js";
+import type { Policy, ProcessSpec, RunSpec } from "./types.js";
 
 /**
  * A spec as a client, a config file or a state file gives it, before it is
  * checked: durations are exact (fractional) milliseconds, and undefined ones
  * take the daemon's defaults.
  */
-export interface SpecInput {
-  readonly name: string;
-  readonly args: readonly string[];
-  readonly env: Readonly<Record<string, string>>;
-  readonly clearEnv: boolean;
-  readonly cwd: string;
-  readonly uid?: number | undefined;
-  readonly gid?: number | undefined;
-  readonly thresholdMs?: number | undefined;
-  readonly killTimeMs?: number | undefined;
-  readonly minRestartDelayMs?: number | undefined;
-  readonly maxRestartDelayMs?: number | undefined;
-}
+export type SpecInput = RunSpec & {
+  readonly [K in keyof Policy]?: number | undefined;
+};
 
 /** What the rules need to know of the daemon. */
 export interface SpecContext {

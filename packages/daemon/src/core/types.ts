@@ -18,16 +18,26 @@ export const DEFAULT_POLICY: Policy = {
   maxRestartDelayMs: 3_600_000,
 };
 
-/** A validated, normalised process spec: every timing filled in. */
-export interface ProcessSpec extends Policy {
+/** What to run, and as whom: the part of a spec that the spawner needs. */
+export interface RunSpec {
+  /** The process's name, for the child's PROCMON_NAME. */
   readonly name: string;
+  /** argv; `args[0]` is a path or a bare name looked up on PATH. Never a shell. */
   readonly args: readonly string[];
+  /** Variables set over the base environment. */
   readonly env: Readonly<Record<string, string>>;
+  /** Start from an empty environment instead of the daemon's. */
   readonly clearEnv: boolean;
+  /** Working directory; empty for the daemon's. */
   readonly cwd: string;
+  /** User id to run as; undefined for the daemon's. */
   readonly uid?: number | undefined;
+  /** Group id to run as; undefined for the daemon's. */
   readonly gid?: number | undefined;
 }
+
+/** A validated, normalised process spec: every timing filled in. */
+export interface ProcessSpec extends RunSpec, Policy {}
 
 /** How a run ended. */
 export interface ExitStatus {
