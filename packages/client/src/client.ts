@@ -119,15 +119,34 @@ export function createClient(options: ClientOptions = {}): ProcmonClient {
   let closed = false;
   const closedError = () =>
     new ProcmonError(Code.FAILED_PRECONDITION, `the client of procmond at ${socket} is closed`);
-  // Why a call is not even tried: the client is closed, or the socket is
-  // refused (checked before every call, not once: the directory may change).
-  const refusal = (): ProcmonError | undefined => {
+  // Why a call is not even tried: aborted already, the client is closed, or
+  // the socket is refused (checked before every call, not once: the
+  // directory may change).
+  const refusal = (signal: AbortSignal | undefined): ProcmonError | undefined => {
+    if (signal?.aborted) return ProcmonError.from(abortError(signal));
     if (closed) return closedError();
     const problem = socketPathProblem(socket);
     if (problem === undefined) return undefined;
     const code = problem.code === "too_long" ? Code.INVALID_ARGUMENT : Code.FAILED_PRECONDITION;
     return new ProcmonError(code, problem.message);
   };
+
+  /** grpc-js's first arguments for a call of `method` with `input`. */
+  function requestOf<I extends DescMessage, O extends DescMessage>(
+    method: DescMethodUnary<I, O> | DescMethodServerStreaming<I, O>,
+    input: MessageInitShape<I>,
+    options: CallOptions | undefined,
+  ) {
+    const { path, requestSerialize, responseDeserialize } = grpcMethodDefinition(method);
+    return [
+      path,
+      requestSerialize,
+      responseDeserialize,
+      create(method.input, input),
+      new Metadata(),
+      callOptions(options),
+    ] as const;
+  }
 
   function unary<I extends DescMessage, O extends DescMessage>(
     method: DescMethodUnary<I, O>,
@@ -136,29 +155,16 @@ export function createClient(options: ClientOptions = {}): ProcmonClient {
   ): Promise<MessageShape<O>> {
     return new Promise((resolve, reject) => {
       const signal = options?.signal;
-      if (signal?.aborted) {
-        reject(ProcmonError.from(abortError(signal)));
-        return;
-      }
-      const refused = refusal();
+      const refused = refusal(signal);
       if (refused) {
         reject(refused);
         return;
       }
-      const { path, requestSerialize, responseDeserialize } = grpcMethodDefinition(method);
-      const call = grpc.makeUnaryRequest(
-        path,
-        requestSerialize,
-        responseDeserialize,
-        create(method.input, input),
-        new Metadata(),
-        callOptions(options),
-        (err, response) => {
-          signal?.removeEventListener("abort", onAbort);
-          if (err || response === undefined) reject(ProcmonError.from(err, socket));
-          else resolve(response);
-        },
-      );
+      const call = grpc.makeUnaryRequest(...requestOf(method, input, options), (err, response) => {
+        signal?.removeEventListener("abort", onAbort);
+        if (err || response === undefined) reject(ProcmonError.from(err, socket));
+        else resolve(response);
+      });
       const onAbort = () => call.cancel();
       signal?.addEventListener("abort", onAbort, { once: true });
     });
@@ -173,18 +179,9 @@ export function createClient(options: ClientOptions = {}): ProcmonClient {
     return {
       async *[Symbol.asyncIterator]() {
         const signal = options?.signal;
-        if (signal?.aborted) throw ProcmonError.from(abortError(signal));
-        const refused = refusal();
+        const refused = refusal(signal);
         if (refused) throw refused;
-        const { path, requestSerialize, responseDeserialize } = grpcMethodDefinition(method);
-        const call = grpc.makeServerStreamRequest(
-          path,
-          requestSerialize,
-          responseDeserialize,
-          create(method.input, input),
-          new Metadata(),
-          callOptions(options),
-        );
+        const call = grpc.makeServerStreamRequest(...requestOf(method, input, options));
         const onAbort = () => call.cancel();
         signal?.addEventListener("abort", onAbort, { once: true });
         const status = new Promise<StatusObject>((resolve) => call.once("status", resolve));
