@@ -20,6 +20,11 @@ import { rejection } from "./helpers/rejection.js";
 const isRoot = process.getuid?.() === 0;
 /** A uid no account has: a root test runs "another user" as it. */
 const OTHER_UID = 65_533;
+if (!isRoot) {
+  console.log(
+    "skipped: the test of another user's socket directory needs root, to run that user's daemon as uid 65533",
+  );
+}
 
 const clients: ProcmonClient[] = [];
 afterEach(async () => {
