@@ -11,6 +11,7 @@ import {
   running,
   type State,
   type Stopping,
+  starting,
   stopped,
   stopping,
 } from "./process-state.js";
@@ -55,28 +56,61 @@ export class Lifecycle {
     this.host = deps.host;
   }
 
-  /** Spawns the process; a failed spawn is an instant death, decided as any other. */
+  /**
+   * Spawns the process; a failed spawn is an instant death, decided as any
+   * other. A spawner that answers later leaves it starting until it does.
+   */
   launch(entry: Entry): void {
     const { spec } = entry;
-    let child: Child;
+    let child: Child | undefined;
+    let answer: Child | undefined;
     try {
-      child = this.spawner.spawn(spec, {
-        onExit: (exit) => this.onExit(entry, child, exit),
+      answer = this.spawner.spawn(spec, {
+        onExit: (exit) => {
+          if (child) this.onExit(entry, child, exit);
+        },
         onOutput: (stream, line, partial) => {
           if (this.host.isRegistered(entry)) {
             this.emit({ process: spec.name, kind: "output", stream, line, partial });
           }
         },
+        onSpawned: (outcome) => {
+          if (!(outcome instanceof SpawnError)) child = outcome;
+          this.spawned(entry, outcome);
+        },
       });
     } catch (err) {
-      const error = err instanceof SpawnError ? err.message : `spawn failed: ${String(err)}`;
-      this.logger.warn({ process: spec.name, err }, "spawn failed");
-      entry.lastSpawnError = error;
-      this.report(entry, { kind: "spawnFailed", error });
-      this.follow(entry, undefined, undefined);
+      this.spawnFailed(entry, err);
       return;
     }
+    const { state } = entry;
+    if (answer === undefined) {
+      if (state.kind === "stopped" || state.kind === "backoff") this.enter(entry, starting(state));
+      return;
+    }
+    child = answer;
     this.enter(entry, running(child, this.clock.now()));
+  }
+
+  /** The answer of a spawn that came later: the process runs, or its failure is decided. */
+  private spawned(entry: Entry, outcome: Child | SpawnError): void {
+    const { state } = entry;
+    if (state.kind !== "starting") {
+      this.logger.warn({ process: entry.spec.name }, "a spawn answered that nothing waits for");
+      if (!(outcome instanceof SpawnError)) outcome.signal("SIGKILL");
+      return;
+    }
+    if (outcome instanceof SpawnError) this.spawnFailed(entry, outcome);
+    else this.enter(entry, running(outcome, this.clock.now()));
+    state.settle();
+  }
+
+  private spawnFailed(entry: Entry, err: unknown): void {
+    const error = err instanceof SpawnError ? err.message : `spawn failed: ${String(err)}`;
+    this.logger.warn({ process: entry.spec.name, err }, "spawn failed");
+    entry.lastSpawnError = error;
+    this.report(entry, { kind: "spawnFailed", error });
+    this.follow(entry, undefined, undefined);
   }
 
   onExit(entry: Entry, child: Child, exit: ChildExit): void {

@@ -35,13 +35,26 @@ export interface Stopping {
   killTimer: Timer | undefined;
 }
 
+/**
+ * A spawn was asked for and its answer has not come (a spawner that answers
+ * later). Shown as the state it left (`from`): no event announces it, and the
+ * calls made meanwhile wait for `settled`.
+ */
+export interface Starting {
+  readonly kind: "starting";
+  readonly from: Stopped | InBackoff;
+  readonly settled: Promise<void>;
+  /** Resolves `settled`: the spawn answered, and the state that follows is in place. */
+  readonly settle: () => void;
+}
+
 /** Nothing runs and nothing is scheduled: stopped on request, or between a run and what follows. */
 export interface Stopped {
   readonly kind: "stopped";
 }
 
 /** A process's supervision state, one of four. */
-export type State = Running | InBackoff | Stopping | Stopped;
+export type State = Running | InBackoff | Stopping | Stopped | Starting;
 
 /** A state's name. */
 export type StateKind = State["kind"];
@@ -73,10 +86,20 @@ export const stopping = (from: Running, after: Requested): Stopping => ({
 /** Nothing runs. */
 export const stopped = (): Stopped => ({ kind: "stopped" });
 
+/** A spawn is under way from `from`. */
+export function starting(from: Stopped | InBackoff): Starting {
+  let settle = () => {};
+  const settled = new Promise<void>((resolve) => {
+    settle = resolve;
+  });
+  return { kind: "starting", from, settled, settle };
+}
+
 /** The states each state may be entered from: every other move is a bug. */
 export const ENTERED_FROM: Readonly<Record<StateKind, readonly StateKind[]>> = {
-  running: ["stopped", "backoff"],
-  backoff: ["stopped", "backoff"],
+  starting: ["stopped", "backoff"],
+  running: ["stopped", "backoff", "starting"],
+  backoff: ["stopped", "backoff", "starting"],
   stopping: ["running"],
   stopped: ["running", "stopping", "backoff"],
 };
@@ -122,7 +145,8 @@ export function childOf(state: State): Child | undefined {
 
 /** A snapshot of `entry`, as the API reports it. */
 export function viewOf(entry: Entry): ProcessView {
-  const { state } = entry;
+  // A spawn under way shows as what it left: no event has said otherwise.
+  const state = entry.state.kind === "starting" ? entry.state.from : entry.state;
   return {
     spec: entry.spec,
     state: state.kind,

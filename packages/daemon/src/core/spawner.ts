@@ -26,6 +26,12 @@ export interface ChildHandlers {
   onExit(exit: ChildExit): void;
   /** Called for each line of output, without its newline, in order per stream. */
   onOutput(stream: OutputStreamName, line: string, partial: boolean): void;
+  /**
+   * For a spawn that answers later (spawn() returned undefined): called once,
+   * before any other handler, with the child, or the SpawnError that says why
+   * there is none.
+   */
+  onSpawned(outcome: Child | SpawnError): void;
 }
 
 /** A running child: the leader of its own process group. */
@@ -47,10 +53,11 @@ export interface Child {
 /** Starts children, as Twisted's reactor.spawnProcess does. */
 export interface Spawner {
   /**
-   * Starts a child in a new process group.
-   * @throws SpawnError when the process cannot be started (ENOENT, EACCES, EAGAIN...).
+   * Starts a child in a new process group. Returns it when it is known at once;
+   * undefined when the answer comes later, through `handlers.onSpawned`.
+   * @throws SpawnError when the process cannot be started (ENOENT, EACCES, EMFILE...).
    */
-  spawn(request: SpawnRequest, handlers: ChildHandlers): Child;
+  spawn(request: SpawnRequest, handlers: ChildHandlers): Child | undefined;
 }
 
 /** A child that could not be started; the core treats it as an instant death. */

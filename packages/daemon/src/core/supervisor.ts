@@ -85,6 +85,10 @@ export class Supervisor {
   async update(spec: ProcessSpec): Promise<ProcessView> {
     this.refuseWhileShuttingDown();
     const entry = this.lookup(spec.name);
+    if (entry.state.kind === "starting") {
+      await entry.state.settled;
+      return this.update(spec);
+    }
     entry.spec = spec;
     entry.backoff = Backoff.initial(spec.minRestartDelayMs, spec.maxRestartDelayMs);
     if (entry.intent === "stopped") return viewOf(entry);
@@ -101,6 +105,11 @@ export class Supervisor {
     this.refuseWhileShuttingDown();
     const entry = this.lookup(name);
     const { state } = entry;
+    if (state.kind === "starting") {
+      entry.intent = "running";
+      await state.settled;
+      return this.start(name);
+    }
     if (!(state.kind === "stopping" && state.after === "forget")) entry.intent = "running";
     // A running process is left alone (same pid); otherwise a start does what a restart does.
     return state.kind === "running" ? viewOf(entry) : this.restartEntry(entry);
@@ -199,6 +208,11 @@ export class Supervisor {
     reason: "stop" | "shutdown" | "remove",
   ): Promise<ProcessView> {
     const { state } = entry;
+    // A spawn under way is answered first; the stop then finds it running, or in backoff.
+    if (state.kind === "starting") {
+      await state.settled;
+      return this.stopEntry(entry, reason);
+    }
     const after: Requested = reason === "remove" ? "forget" : "stay-stopped";
     switch (state.kind) {
       case "running":
@@ -221,6 +235,10 @@ export class Supervisor {
   private async restartEntry(entry: Entry): Promise<ProcessView> {
     const { state } = entry;
     switch (state.kind) {
+      case "starting":
+        // Starting already: what it comes to is the restart's answer.
+        await state.settled;
+        return viewOf(entry);
       case "running":
         this.lifecycle.beginStop(entry, state, "restart", "start");
         return this.afterExit(entry);

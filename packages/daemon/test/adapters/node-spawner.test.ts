@@ -84,6 +84,7 @@ function start(spawner: NodeSpawner, req: SpawnRequest): Started {
       reports.push({ kind: "output", stream, line, partial });
       for (const wake of waiters.splice(0)) wake();
     },
+    onSpawned() {},
   });
   const lines = (stream: OutputStreamName): string[] =>
     reports.flatMap((r) => (r.kind === "output" && r.stream === stream ? [r.line] : []));
@@ -238,6 +239,7 @@ describe("NodeSpawner", () => {
           reports.push({ kind: "exit", exit });
           resolve();
         },
+        onSpawned() {},
       });
     });
     await within(exited, "the exit");
@@ -350,4 +352,7 @@ const noHandlers = {
     throw new Error("onExit called for a child that never started");
   },
   onOutput(): void {},
+  onSpawned(): void {
+    throw new Error("a synchronous spawner answered later");
+  },
 };

@@ -123,21 +123,53 @@ export class FakeChild implements Child {
   }
 }
 
-/** A spawner that hands out FakeChild objects with pids 1001, 1002, ... */
+/** A spawn asked of a FakeSpawner that answers later, and not yet answered. */
+export interface PendingSpawn {
+  readonly request: SpawnRequest;
+  readonly handlers: ChildHandlers;
+}
+
+/**
+ * A spawner that hands out FakeChild objects with pids 1001, 1002, ...; at
+ * once by default, or, once `answerLater` is set, when the test calls answer().
+ */
 export class FakeSpawner implements Spawner {
   /** Every child spawned, in order. */
   readonly children: FakeChild[] = [];
+  /** Spawns asked for and not answered yet (with answerLater), oldest first. */
+  readonly pending: PendingSpawn[] = [];
   /** How many spawn attempts failed. */
   failures = 0;
+  /** Answer spawns later, through answer(), as a spawner in another process does. */
+  answerLater = false;
   private nextPid = 1001;
   private failing = 0;
 
   /** Spawns a FakeChild, or throws SpawnError("ENOENT") while failNext() is armed. */
-  spawn(request: SpawnRequest, handlers: ChildHandlers): Child {
+  spawn(request: SpawnRequest, handlers: ChildHandlers): Child | undefined {
+    if (this.answerLater) {
+      this.pending.push({ request, handlers });
+      return undefined;
+    }
+    const outcome = this.outcome(request, handlers);
+    if (outcome instanceof SpawnError) throw outcome;
+    return outcome;
+  }
+
+  /** Answers the oldest pending spawn: a child, or ENOENT while failNext() is armed. */
+  answer(): FakeChild | SpawnError {
+    const next = this.pending.shift();
+    if (!next) throw new Error("no spawn is pending");
+    const outcome = this.outcome(next.request, next.handlers);
+    next.handlers.onSpawned(outcome);
+    return outcome;
+  }
+
+  private outcome(request: SpawnRequest, handlers: ChildHandlers): FakeChild | SpawnError {
     if (this.failing > 0) {
       this.failing -= 1;
       this.failures += 1;
-      throw new SpawnError("ENOENT", `spawn ${request.args[0] ?? ""} ENOENT`);
+      return new SpawnError("ENOENT", `spawn ${request.args[0] ?? ""} ENOENT`);
     }
     const child = new FakeChild(this.nextPid++, request, handlers);
     this.children.push(child);

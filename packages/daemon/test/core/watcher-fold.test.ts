@@ -62,6 +62,11 @@ function step(h: Harness, random: () => number, log: string[]): void {
   };
   const live = (): FakeChild[] => h.spawner.children.filter((c) => !c.exited);
   const roll = random();
+  if (h.spawner.answerLater && h.spawner.pending.length > 0 && random() < 0.4) {
+    log.push("a spawn is answered");
+    h.spawner.answer();
+    return;
+  }
   if (roll < 0.15) call("add", () => h.sup.add(h.spec(name)));
   else if (roll < 0.22) call("remove", () => h.sup.remove(name));
   else if (roll < 0.32) call("start", () => h.sup.start(name));
@@ -87,22 +92,29 @@ function step(h: Harness, random: () => number, log: string[]): void {
 }
 
 describe("a watcher's fold of the events", () => {
-  it("equals get() and list() after every step of 200 random runs", async () => {
-    for (let run = 0; run < 200; run++) {
-      const random = seeded(run + 1);
-      const h = makeSupervisor({ thresholdMs: 1_000, killTimeMs: 2_000 });
-      const known = new Map<string, Folded>();
-      let folded = 0;
-      const log: string[] = [];
-      for (let i = 0; i < 60; i++) {
-        step(h, random, log);
-        await flushMicrotasks();
-        for (; folded < h.events.length; folded++) fold(known, h.events[folded] as CoreEvent);
-        const actual = new Map(
-          h.sup.list().map((v) => [v.spec.name, { state: v.state, pid: v.pid }]),
-        );
-        expect(known, `run ${run + 1}, after: ${log.join("; ")}`).toEqual(actual);
+  it.each([
+    ["a spawner that answers at once", false],
+    ["a spawner that answers later", true],
+  ])(
+    "equals get() and list() after every step of 200 random runs, with %s",
+    async (_how, later) => {
+      for (let run = 0; run < 200; run++) {
+        const random = seeded(run + 1);
+        const h = makeSupervisor({ thresholdMs: 1_000, killTimeMs: 2_000 });
+        h.spawner.answerLater = later;
+        const known = new Map<string, Folded>();
+        let folded = 0;
+        const log: string[] = [];
+        for (let i = 0; i < 60; i++) {
+          step(h, random, log);
+          await flushMicrotasks();
+          for (; folded < h.events.length; folded++) fold(known, h.events[folded] as CoreEvent);
+          const actual = new Map(
+            h.sup.list().map((v) => [v.spec.name, { state: v.state, pid: v.pid }]),
+          );
+          expect(known, `run ${run + 1}, after: ${log.join("; ")}`).toEqual(actual);
+        }
       }
-    }
-  });
+    },
+  );
 });
