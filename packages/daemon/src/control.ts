@@ -81,7 +81,9 @@ export class Control {
         `procmond already supervises ${supervisor.size} processes, its limit (--max-processes ${limits.maxProcesses})`,
       );
     }
-    const view = supervisor.add(normalised, source);
+    supervisor.add(normalised, source);
+    // Answered once it runs, or its spawn has failed (a spawner may answer later).
+    const view = await supervisor.whenSettled(normalised.name);
     await this.persist();
     return view;
   }

@@ -237,8 +237,7 @@ export class Supervisor {
     switch (state.kind) {
       case "starting":
         // Starting already: what it comes to is the restart's answer.
-        await state.settled;
-        return viewOf(entry);
+        return this.settledView(entry);
       case "running":
         this.lifecycle.beginStop(entry, state, "restart", "start");
         return this.afterExit(entry);
@@ -249,13 +248,26 @@ export class Supervisor {
       case "backoff":
       case "stopped":
         this.lifecycle.launch(entry);
-        return viewOf(entry);
+        return this.settledView(entry);
     }
+  }
+
+  /**
+   * Resolves with the process's view once no spawn of it is under way: what
+   * a call that (re)started it answers, running or in backoff.
+   */
+  async whenSettled(name: string): Promise<ProcessView> {
+    return this.settledView(this.lookup(name));
+  }
+
+  private async settledView(entry: Entry): Promise<ProcessView> {
+    while (entry.state.kind === "starting") await entry.state.settled;
+    return viewOf(entry);
   }
 
   private afterExit(entry: Entry): Promise<ProcessView> {
     return new Promise((resolve) => {
-      entry.exitWaiters.push(() => resolve(viewOf(entry)));
+      entry.exitWaiters.push(() => resolve(this.settledView(entry)));
     });
   }
 

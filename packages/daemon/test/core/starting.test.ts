@@ -95,3 +95,36 @@ describe("a spawn that is answered later", () => {
     expect(h.sup.get("web").state).toBe("stopped");
   });
 });
+
+describe("calls that start a process, with a spawner that answers later", () => {
+  it("answer with what the spawn came to, not the state it left", async () => {
+    const h = later();
+    h.sup.add(h.spec("web"));
+    h.spawner.answer();
+    const stopping = h.sup.stop("web");
+    h.spawner.last().kill("SIGTERM");
+    await stopping;
+    const started = track(h.sup.start("web"));
+    await flushMicrotasks();
+    expect(started.settled).toBe(false);
+    h.spawner.answer();
+    await flushMicrotasks();
+    expect(started.value).toMatchObject({ state: "running", pid: h.spawner.last().pid });
+    const settled = track(h.sup.whenSettled("web"));
+    await flushMicrotasks();
+    expect(settled.value).toMatchObject({ state: "running" });
+  });
+
+  it("a restart of a running process answers once its new spawn has", async () => {
+    const h = later();
+    h.sup.add(h.spec("web"));
+    const first = h.spawner.answer();
+    const restarting = track(h.sup.restart("web"));
+    (first as { kill(s: string): void }).kill("SIGTERM");
+    await flushMicrotasks();
+    expect(restarting.settled).toBe(false);
+    h.spawner.answer();
+    await flushMicrotasks();
+    expect(restarting.value).toMatchObject({ state: "running", pid: h.spawner.last().pid });
+  });
+});
