@@ -109,3 +109,20 @@ function notFound(message: string): ExecutableLookup {
 function denied(message: string): ExecutableLookup {
   return { found: false, errno: "EACCES", message };
 }
+
+/**
+ * The environment a child is given: the daemon's (unless cleared), the spec's
+ * over it, then `markers` (PROCMON_INSTANCE, PROCMON_NAME) whatever the spec says.
+ */
+export function childEnvironment(
+  env: Readonly<Record<string, string>>,
+  clearEnv: boolean,
+  markers: Readonly<Record<string, string>>,
+): Record<string, string> {
+  const base: Record<string, string> = {};
+  if (!clearEnv) {
+    for (const [key, value] of Object.entries(process.env))
+      if (value !== undefined) base[key] = value;
+  }
+  return { ...base, ...env, ...markers };
+}

@@ -13,11 +13,12 @@ import {
   type StopSignal,
 } from "../core/spawner.js";
 import { type DescriptorBudget, descriptorUsage, systemOutOfFiles } from "./descriptors.js";
-import { effectivePath, lookupExecutable } from "./executable.js";
+import { childEnvironment, effectivePath, lookupExecutable } from "./executable.js";
 import type { FlowGate } from "./flow-gate.js";
 import { LineSplitter } from "./line-splitter.js";
 import { NAME_ENV } from "./orphans.js";
 import { readProcStat } from "./proc-stat.js";
+import { errnoText, runAs } from "./spawn-errors.js";
 
 /** Options of {@link NodeSpawner}. */
 export interface NodeSpawnerOptions {
@@ -73,12 +74,10 @@ export class NodeSpawner implements Spawner {
     try {
       child = spawn(lookup.path, request.args.slice(1), {
         argv0: file,
-        env: {
-          ...(request.clearEnv ? {} : process.env),
-          ...request.env,
+        env: childEnvironment(request.env, request.clearEnv, {
           ...this.#markerEnv,
           ...(request.name === undefined ? {} : { [NAME_ENV]: request.name }),
-        },
+        }),
         cwd: request.cwd || undefined,
         uid: request.uid,
         gid: request.gid,
@@ -291,29 +290,4 @@ function executableAs(file: string, request: SpawnRequest): boolean {
   } catch {
     return false;
   }
-}
-
-function runAs(request: SpawnRequest): string {
-  const parts: string[] = [];
-  if (request.uid !== undefined) parts.push(`uid ${request.uid}`);
-  if (request.gid !== undefined) parts.push(`gid ${request.gid}`);
-  return parts.length === 0 ? "" : ` as ${parts.join(" and ")}`;
-}
-
-const ERRNO_TEXT: Readonly<Record<string, string>> = {
-  EACCES: "permission denied",
-  EAGAIN: "resource temporarily unavailable (too many processes?)",
-  EMFILE: "too many open files",
-  ENFILE: "too many open files in the system",
-  ENOENT: "no such file or directory",
-  ENOTDIR: "not a directory",
-  EPERM: "operation not permitted",
-  E2BIG: "argument list too long",
-  ENOEXEC: "exec format error",
-};
-
-/** The errno's name and what it means: `EMFILE: too many open files`. */
-function errnoText(code: string): string {
-  const text = ERRNO_TEXT[code];
-  return text === undefined ? code : `${code}: ${text}`;
 }
