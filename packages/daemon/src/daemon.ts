@@ -6,7 +6,9 @@ import { DescriptorAlarm, DescriptorBudget } from "./adapters/descriptors.js";
 import { nodeClock } from "./adapters/node-clock.js";
 import { NodeSpawner } from "./adapters/node-spawner.js";
 import { INSTANCE_ENV, terminateOrphans } from "./adapters/orphans.js";
+import { ShimSpawner } from "./adapters/shim-spawner.js";
 import { prepareSocketPath, removeSocket } from "./adapters/socket-file.js";
+import { chooseSpawner } from "./adapters/spawner-choice.js";
 import { checkSpecFiles } from "./adapters/spec-files.js";
 import {
   emptyState,
@@ -47,6 +49,13 @@ export interface Daemon {
   readonly events: EventLog;
   /** The use cases the API serves. */
   readonly control: Control;
+  /** What spawns the children: procmon-shim, Node itself, or a test's spawner. */
+  readonly spawner: "shim" | "node" | "injected";
+  /**
+   * Resolves, with why, if the daemon can no longer supervise (its shim is
+   * gone): the caller should exit, so that the next daemon sweeps and restarts.
+   */
+  readonly failed: Promise<string>;
   /** Stops every process, ends streams, closes the socket and removes it. Idempotent. */
   shutdown(): Promise<void>;
   /** Re-reads the config file and applies it; a bad file changes nothing and is logged. */
@@ -97,13 +106,20 @@ export async function startDaemon(
     const bus = new EventBus();
     const events = new EventLog(clock, options.retention, BigInt(saved?.seqReservedUpTo ?? "0"));
     const descriptors = new DescriptorBudget();
-    const spawner =
-      overrides.spawner ??
-      new NodeSpawner({
-        outputGate: log.gate,
-        markerEnv: { [INSTANCE_ENV]: instance },
-        descriptors,
-      });
+    let lost: (why: string) => void = () => {};
+    const failed = new Promise<string>((resolve) => {
+      lost = resolve;
+    });
+    const markerEnv = { [INSTANCE_ENV]: instance };
+    const chosen = overrides.spawner
+      ? { spawner: overrides.spawner, kind: "injected" as const }
+      : await chooseSpawner(options.spawner, {
+          node: () => new NodeSpawner({ outputGate: log.gate, markerEnv, descriptors }),
+          shim: (path) =>
+            ShimSpawner.start({ path, outputGate: log.gate, markerEnv, logger, onLost: lost }),
+          logger,
+        });
+    const { spawner } = chosen;
     const supervisor = new Supervisor({ clock, spawner, logger, emit: bus.emit });
     const control = new Control({
       supervisor,
@@ -145,7 +161,13 @@ export async function startDaemon(
     ];
     // Whatever --log-level says (but silent): scripts and people wait for this line.
     lifecycle.info(
-      { socket: options.socketPath, stateFile: options.stateFile ?? null, policy: options.policy },
+      {
+        socket: options.socketPath,
+        stateFile: options.stateFile ?? null,
+        policy: options.policy,
+        spawner: chosen.kind,
+        ...(spawner instanceof ShimSpawner ? { shimPid: spawner.shimPid } : {}),
+      },
       "procmond listening",
     );
     if (options.notifySocket !== undefined) {
@@ -159,6 +181,7 @@ export async function startDaemon(
         for (const timer of timers) timer.cancel();
         api.setNotServing();
         await supervisor.shutdown();
+        if (spawner instanceof ShimSpawner) await spawner.close();
         events.close();
         await api.close();
         await control.saveFinal();
@@ -169,7 +192,16 @@ export async function startDaemon(
       return shuttingDown;
     };
     const reload = () => reloadConfig(options, loadConfig, control, logger);
-    return { socketPath: options.socketPath, supervisor, events, control, shutdown, reload };
+    return {
+      socketPath: options.socketPath,
+      supervisor,
+      events,
+      control,
+      spawner: chosen.kind,
+      failed,
+      shutdown,
+      reload,
+    };
   } catch (err) {
     lock?.release();
     throw err;

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { formatDurationMs, parseDurationMs } from "@procmon/api/duration";
 import { defaultSocketPath } from "@procmon/api/socket";
+import type { SpawnerChoice } from "./adapters/spawner-choice.js";
 import { DEFAULT_LIMITS, type Limits } from "./control.js";
 import { ProcmonError } from "./core/errors.js";
 import { DEFAULT_POLICY, type Policy } from "./core/types.js";
@@ -35,6 +36,8 @@ export interface DaemonOptions {
   readonly retention: Retention;
   /** systemd's notification socket (NOTIFY_SOCKET), told when the daemon is ready; undefined without. */
   readonly notifySocket: string | undefined;
+  /** What spawns the children. Defaults to "auto": procmon-shim when it was built, else Node. */
+  readonly spawner: SpawnerChoice;
 }
 
 /** The outcome of reading the command line. */
@@ -166,6 +169,18 @@ const FLAGS = {
     MIN_RETENTION_BYTES,
     " of bytes",
   ),
+  spawner: {
+    value: "S",
+    help: "shim (procmon-shim holds the children) or node (the daemon forks them)",
+    shown: () => "shim if it was built, else node",
+    read(given: string | undefined): SpawnerChoice {
+      if (given === undefined) return "auto";
+      if (given !== "shim" && given !== "node") {
+        throw invalid(`--spawner must be shim or node, got "${given}"`);
+      }
+      return given;
+    },
+  },
   "log-level": {
     value: "L",
     help: LOG_LEVELS.slice(0, 5).join(", "),
@@ -298,6 +313,7 @@ export function parseFlags(argv: readonly string[], env: NodeJS.ProcessEnv): Par
       consistencyDelayMs: read("consistency-delay"),
       logLevel: read("log-level"),
       notifySocket: env.NOTIFY_SOCKET || undefined,
+      spawner: read("spawner"),
       retention: {
         stateEvents: read("event-retention"),
         stateBytes: read("event-retention-bytes"),

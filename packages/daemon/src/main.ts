@@ -70,6 +70,12 @@ async function main(): Promise<void> {
     return;
   }
   if (stopRequested !== undefined) stop(stopRequested);
+  daemon.failed.then((why) => {
+    // Its children are left as after a crash: the next daemon sweeps them and starts afresh.
+    logger.fatal({}, `${why}: procmond cannot supervise without it and exits`);
+    process.stderr.write(`procmond: ${why}\n`);
+    exit(1);
+  });
 }
 
 await main();
