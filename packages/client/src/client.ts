@@ -15,6 +15,7 @@ import {
 } from "@grpc/grpc-js";
 import {
   type Event,
+  type GetDaemonInfoResponse,
   type Process,
   ProcessMonitor,
   type ProcessSpecSchema,
@@ -73,6 +74,8 @@ export interface ProcmonClient {
   getProcess(name: string, options?: CallOptions): Promise<Process>;
   /** Returns every process and the seq of the last event the snapshot reflects. */
   listProcesses(options?: CallOptions): Promise<ProcessList>;
+  /** Says what the daemon is: its version, pid, and what spawns its children. */
+  getDaemonInfo(options?: CallOptions): Promise<GetDaemonInfoResponse>;
   /** The raw WatchEvents stream: events until aborted or the daemon ends it. */
   watchEvents(request?: WatchEventsInit, options?: CallOptions): AsyncIterable<Event>;
   /**
@@ -229,6 +232,7 @@ export function createClient(options: ClientOptions = {}): ProcmonClient {
     restartProcess: (name, o) => processOf(unary(m.restartProcess, { name }, o)),
     restartAll: async (o) => (await unary(m.restartAll, {}, o)).processes,
     getProcess: (name, o) => processOf(unary(m.getProcess, { name }, o)),
+    getDaemonInfo: (o) => unary(m.getDaemonInfo, {}, o),
     listProcesses: async (o) => {
       const { processes, lastEventSeq } = await unary(m.listProcesses, {}, o);
       return { processes, lastEventSeq };

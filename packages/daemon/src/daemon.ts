@@ -6,6 +6,7 @@ import { DescriptorAlarm, DescriptorBudget } from "./adapters/descriptors.js";
 import { nodeClock } from "./adapters/node-clock.js";
 import { NodeSpawner } from "./adapters/node-spawner.js";
 import { INSTANCE_ENV, terminateOrphans } from "./adapters/orphans.js";
+import { SHIM_PROTOCOL_VERSION } from "./adapters/shim-protocol.js";
 import { ShimSpawner } from "./adapters/shim-spawner.js";
 import { prepareSocketPath, removeSocket } from "./adapters/socket-file.js";
 import { chooseSpawner } from "./adapters/spawner-choice.js";
@@ -35,6 +36,7 @@ import {
 import { EventLog } from "./events/event-log.js";
 import type { DaemonOptions } from "./flags.js";
 import { serveApi } from "./transport/server.js";
+import { daemonVersion } from "./version.js";
 import { specInputFromJson, specToJson } from "./wire/spec.js";
 
 export { createDaemonLog, type DaemonLog } from "./daemon-log.js";
@@ -145,6 +147,14 @@ export async function startDaemon(
       events,
       logger,
       limits: options.limits,
+      info: {
+        version: daemonVersion(),
+        spawner: chosen.kind === "shim" ? "shim" : "node",
+        shim:
+          spawner instanceof ShimSpawner
+            ? { pid: spawner.shimPid, protocol: SHIM_PROTOCOL_VERSION }
+            : undefined,
+      },
     }).catch(async (err: unknown) => {
       // What was started must not outlive a daemon that cannot serve it.
       await supervisor.shutdown();

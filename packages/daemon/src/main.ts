@@ -1,14 +1,7 @@
-import { readFileSync } from "node:fs";
 import { ProcmonError } from "./core/errors.js";
 import { createDaemonLog, startDaemon } from "./daemon.js";
 import { parseFlags, USAGE } from "./flags.js";
-
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
-    version: string;
-  };
-  return pkg.version;
-}
+import { daemonVersion } from "./version.js";
 
 async function main(): Promise<void> {
   let parsed: ReturnType<typeof parseFlags>;
@@ -23,7 +16,7 @@ async function main(): Promise<void> {
     return;
   }
   if (parsed.kind === "version") {
-    process.stdout.write(`procmond ${version()}\n`);
+    process.stdout.write(`procmond ${daemonVersion()}\n`);
     return;
   }
   // systemd's socket is procmond's alone: a child that inherited it could

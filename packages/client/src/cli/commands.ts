@@ -1,12 +1,14 @@
 // The commands that make one call and print its answer: add, rm, start,
 // stop, restart, restart-all, get and ls.
-import { create } from "@bufbuild/protobuf";
+import { create, toJson } from "@bufbuild/protobuf";
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import {
+  GetDaemonInfoResponseSchema,
   ListProcessesResponseSchema,
   type Process,
   ProcessSchema,
   RestartAllResponseSchema,
+  Spawner,
 } from "@procmon/api/gen/procmon/v1/procmon_pb.js";
 import type { ProcessSpecInit } from "../client.js";
 import { durationToMs } from "./durations.js";
@@ -122,6 +124,25 @@ export async function list(session: Session): Promise<void> {
     return;
   }
   printLine(session, processTable(processes, session.now(), session.safe));
+}
+
+/** `version`: procmonctl's version, and what the daemon says of itself. */
+export async function version(session: Session, clientVersion: string): Promise<void> {
+  const info = await session.client.getDaemonInfo(quickCall(session));
+  if (session.globals.json) {
+    session.io.out(
+      `${JSON.stringify({ procmonctl: clientVersion, procmond: toJson(GetDaemonInfoResponseSchema, info, { alwaysEmitImplicit: true }) })}\n`,
+    );
+    return;
+  }
+  const spawner =
+    info.spawner === Spawner.SHIM
+      ? `children held by procmon-shim (pid ${info.shimPid}, protocol ${info.shimProtocol})`
+      : "children spawned from Node: procmon-shim not built or not chosen (no process survival)";
+  printLine(
+    session,
+    `procmonctl ${clientVersion}\nprocmond ${info.version} (pid ${info.pid}), ${spawner}`,
+  );
 }
 
 function printProcess(session: Session, process: Process): void {

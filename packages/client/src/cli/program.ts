@@ -16,6 +16,7 @@ import {
   restartAll,
   start,
   stop,
+  version,
 } from "./commands.js";
 import {
   type GlobalFlags,
@@ -150,6 +151,13 @@ export function buildProgram(argv: readonly string[], io: Io): Command {
         "lastEventSeq to watch --since to follow the changes after this snapshot.",
     )
     .action((_flags: object, command: Command) => inSession(command, list));
+
+  program
+    .command("version")
+    .summary("print procmonctl's version and the daemon's, and what spawns its children")
+    .action((_flags: object, command: Command) =>
+      inSession(command, (s) => version(s, packageVersion())),
+    );
 
   program
     .command("watch")

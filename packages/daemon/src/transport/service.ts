@@ -8,6 +8,7 @@ import {
 import {
   type AddProcessRequest,
   AddProcessResponseSchema,
+  GetDaemonInfoResponseSchema,
   type GetProcessRequest,
   GetProcessResponseSchema,
   ListProcessesResponseSchema,
@@ -17,6 +18,7 @@ import {
   RestartAllResponseSchema,
   type RestartProcessRequest,
   RestartProcessResponseSchema,
+  Spawner as SpawnerProto,
   type StartProcessRequest,
   StartProcessResponseSchema,
   type StopProcessRequest,
@@ -50,6 +52,16 @@ export interface ServiceDeps {
   readonly logger: Logger;
   /** Caps on what one request may ask for. */
   readonly limits: Limits;
+  /** What GetDaemonInfo answers. */
+  readonly info: DaemonInfo;
+}
+
+/** What the daemon says of itself. */
+export interface DaemonInfo {
+  readonly version: string;
+  readonly spawner: "shim" | "node";
+  /** procmon-shim's pid and protocol version, with a shim. */
+  readonly shim?: { readonly pid: number; readonly protocol: number } | undefined;
 }
 
 type Handler<Req, Res> = (request: Req) => Res | Promise<Res>;
@@ -107,6 +119,15 @@ export function processMonitorService(
         // Read together, synchronously: the snapshot reflects exactly the events up to lastSeq.
         processes: supervisor.list().map(processToProto),
         lastEventSeq: events.lastSeq,
+      }),
+    ),
+    getDaemonInfo: unary(() =>
+      create(GetDaemonInfoResponseSchema, {
+        version: deps.info.version,
+        pid: process.pid,
+        spawner: deps.info.spawner === "shim" ? SpawnerProto.SHIM : SpawnerProto.NODE,
+        shimPid: deps.info.shim?.pid ?? 0,
+        shimProtocol: deps.info.shim?.protocol ?? 0,
       }),
     ),
     watchEvents: (call: ServerWritableStream<WatchEventsRequest, WatchEventsResponse>) => {
