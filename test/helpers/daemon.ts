@@ -301,6 +301,8 @@ export async function startProcmond(
       }, readyTimeoutMs);
     } else {
       await waitForLog((line) => line.msg === "procmond listening", readyTimeoutMs);
+      // The socket is served first; the registry's processes start after it.
+      await waitForLog((line) => line.msg === "registry started", readyTimeoutMs);
     }
   } catch (err) {
     await handle.cleanup();

@@ -64,6 +64,8 @@ export interface ControlDeps {
  */
 export class Control {
   private seqReservedUpTo: bigint;
+  /** Registered at start-up without being started: startDeferred() starts them. */
+  private readonly deferred: string[] = [];
 
   constructor(private readonly deps: ControlDeps) {
     this.seqReservedUpTo = deps.events.lastSeq;
@@ -133,7 +135,7 @@ export class Control {
    * between can cost the registry. Replaces reserveSeqs() at start-up.
    * @throws ProcmonError failed_precondition, the file untouched, when an entry cannot be read.
    */
-  async restore(state: PersistedState): Promise<void> {
+  async restore(state: PersistedState, start = true): Promise<void> {
     const { supervisor, validation, logger } = this.deps;
     const unusable = (problem: string) =>
       new ProcmonError(
@@ -166,7 +168,8 @@ export class Control {
     });
     await this.reserveSeqs(state);
     for (const { spec, persisted } of entries) {
-      supervisor.restore(spec, persisted.intent, persisted.source);
+      supervisor.restore(spec, persisted.intent, persisted.source, start);
+      if (!start && persisted.intent === "running") this.deferred.push(spec.name);
     }
     logger.info({ processes: state.processes.length }, "registry restored from the state file");
   }
@@ -179,7 +182,7 @@ export class Control {
    * one is refused, and then nothing changes.
    * @throws ProcmonError invalid_argument naming the entry and the process.
    */
-  async applyConfig(entries: readonly ConfigEntry[]): Promise<void> {
+  async applyConfig(entries: readonly ConfigEntry[], start = true): Promise<void> {
     const { supervisor, logger } = this.deps;
     const sourceOf = (name: string) =>
       supervisor.has(name) ? supervisor.get(name).source : undefined;
@@ -196,7 +199,8 @@ export class Control {
     for (const { spec } of entries) {
       if (!supervisor.has(spec.name)) {
         logger.info({ process: spec.name }, "config: adding");
-        supervisor.add(spec, "config");
+        supervisor.add(spec, "config", start);
+        if (!start) this.deferred.push(spec.name);
       } else if (!this.sameSpec(supervisor.get(spec.name).spec, spec)) {
         logger.info({ process: spec.name }, "config: changed, restarting");
         work.push(supervisor.update(spec));
@@ -204,6 +208,31 @@ export class Control {
     }
     await Promise.all(work);
     await this.persist();
+  }
+
+  /**
+   * Starts what restore() and applyConfig() registered without starting (at
+   * daemon start, so that the socket is served first), `inFlight` at a time,
+   * yielding to the event loop between spawns so that clients are answered
+   * meanwhile. Resolves with how many were started.
+   */
+  async startDeferred(inFlight = 32): Promise<number> {
+    const names = this.deferred.splice(0);
+    const { supervisor, logger } = this.deps;
+    let next = 0;
+    const worker = async () => {
+      while (next < names.length) {
+        const name = names[next++] as string;
+        await new Promise((resolve) => setImmediate(resolve));
+        if (supervisor.isShuttingDown) return;
+        if (!supervisor.has(name) || supervisor.get(name).intent !== "running") continue;
+        await supervisor.start(name).catch((err: unknown) => {
+          logger.warn({ process: name, err }, "not started");
+        });
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(inFlight, names.length) }, worker));
+    return names.length;
   }
 
   private sameSpec(a: ProcessSpec, b: ProcessSpec): boolean {

@@ -58,6 +58,11 @@ export interface Daemon {
    * gone): the caller should exit, so that the next daemon sweeps and restarts.
    */
   readonly failed: Promise<string>;
+  /**
+   * Resolves, with how many, once the processes of the state file and the
+   * config (registered before the socket was served) have been started.
+   */
+  readonly started: Promise<number>;
   /** Stops every process, ends streams, closes the socket and removes it. Idempotent. */
   shutdown(): Promise<void>;
   /** Re-reads the config file and applies it; a bad file changes nothing and is logged. */
@@ -138,9 +143,11 @@ export async function startDaemon(
     bus.subscribe((event) => events.append(event));
     bus.subscribe(() => control.afterEvent());
 
-    if (saved) await control.restore(saved);
+    // Registered now, started once the socket is served: clients can connect
+    // at once, and watch a large registry come up.
+    if (saved) await control.restore(saved, false);
     else await control.reserveSeqs();
-    await control.applyConfig(configured);
+    await control.applyConfig(configured, false);
     const api = await serveApi(options, {
       control,
       supervisor,
@@ -183,6 +190,10 @@ export async function startDaemon(
     if (options.notifySocket !== undefined) {
       await notifyReady(options.notifySocket, `listening on ${options.socketPath}`, logger);
     }
+    const started = control.startDeferred().then((count) => {
+      if (!supervisor.isShuttingDown) lifecycle.info({ processes: count }, "registry started");
+      return count;
+    });
 
     let shuttingDown: Promise<void> | undefined;
     const shutdown = (): Promise<void> => {
@@ -209,6 +220,7 @@ export async function startDaemon(
       control,
       spawner: chosen.kind,
       failed,
+      started,
       shutdown,
       reload,
     };

@@ -61,16 +61,22 @@ export class Supervisor {
    * Registers a validated spec and starts it at once.
    * @throws ProcmonError already_exists if the name is in use.
    */
-  add(spec: ProcessSpec, source: ProcessSource = "api"): ProcessView {
-    return this.register(spec, "running", source, true);
+  add(spec: ProcessSpec, source: ProcessSource = "api", launch = true): ProcessView {
+    return this.register(spec, "running", source, true, launch);
   }
 
   /**
    * Registers a process a previous daemon had (no `added` event: it is not
-   * new), starting it only if it should be running.
+   * new), starting it only if it should be running. With `launch` false it
+   * is registered stopped with its intent, for start() to start later.
    */
-  restore(spec: ProcessSpec, intent: Intent, source: ProcessSource = "api"): ProcessView {
-    return this.register(spec, intent, source, false);
+  restore(
+    spec: ProcessSpec,
+    intent: Intent,
+    source: ProcessSource = "api",
+    launch = true,
+  ): ProcessView {
+    return this.register(spec, intent, source, false, launch);
   }
 
   /** True if a process of that name is registered (one being removed included). */
@@ -187,6 +193,7 @@ export class Supervisor {
     intent: Intent,
     source: ProcessSource,
     announce: boolean,
+    launch: boolean,
   ): ProcessView {
     this.refuseWhileShuttingDown();
     if (this.entries.has(spec.name)) {
@@ -195,7 +202,7 @@ export class Supervisor {
     const entry = newEntry(spec, intent, source);
     this.entries.set(spec.name, entry);
     if (announce) this.report(entry, { kind: "added", spec });
-    if (intent === "running") this.lifecycle.launch(entry);
+    if (intent === "running" && launch) this.lifecycle.launch(entry);
     return viewOf(entry);
   }
 
