@@ -307,6 +307,7 @@ const SERVICES = [
 ];
 const RPCS = [
   "AddProcess",
+  "GetDaemonInfo",
   "GetProcess",
   "ListProcesses",
   "RemoveProcess",
@@ -378,6 +379,13 @@ async function check(recipe: Recipe, d: Procmond, pids: Map<string, number>): Pr
         seen.processes.map((p) => p.spec?.name),
       );
       expect(BigInt(out.lastEventSeq ?? "0")).toBeLessThanOrEqual(seen.lastEventSeq);
+      return;
+    }
+    case "procmon.v1.ProcessMonitor/GetDaemonInfo": {
+      const info = out as unknown as { version?: string; pid?: number; spawner?: string };
+      expect(info.version).toMatch(/^\d+\.\d+\.\d+/);
+      expect(info.pid).toBe(d.child.pid);
+      expect(["SPAWNER_SHIM", "SPAWNER_NODE"]).toContain(info.spawner);
       return;
     }
     case "procmon.v1.ProcessMonitor/RestartAll": {

@@ -471,6 +471,8 @@ describe("errors: each guard on its error", () => {
     const c = client(d.socket);
     const tough = await c.addProcess(stubborn("tough"));
     groups.add(tough.pid);
+    // Its trap is in place once sh has exec'd sleep: a SIGTERM before that would end it.
+    await waitFor(() => readFileSync(`/proc/${tough.pid}/comm`, "utf8").trim() === "sleep");
     const started = Date.now();
     const err = await rejection(c.stopProcess("tough", { timeoutMs: 200 }));
     const took = Date.now() - started;

@@ -171,10 +171,14 @@ export class ShimSpawner implements Spawner {
     });
     let frame: Buffer;
     try {
+      // A daemon that is not root may only ask for its own ids, which the child
+      // has anyway: switching would drop its groups, which takes CAP_SETGID
+      // (as libuv, whose failing setgroups is ignored, leaves them).
+      const switches = process.getuid?.() === 0;
       frame = spawnFrame({
         id,
-        uid: request.uid,
-        gid: request.gid,
+        uid: switches ? request.uid : undefined,
+        gid: switches ? request.gid : undefined,
         name: request.name ?? "",
         path: lookup.path,
         argv: request.args,
@@ -207,6 +211,7 @@ export class ShimSpawner implements Spawner {
       this.#closing = true;
       options.onLost?.(why);
     };
+    const resume = () => this.#socket.resume();
     this.#socket.on("data", (chunk: Buffer) => {
       try {
         reader.push(chunk);
@@ -215,6 +220,11 @@ export class ShimSpawner implements Spawner {
         lost(`procmon-shim broke the protocol: ${(err as Error).message}`);
         this.#process.kill("SIGKILL");
       }
+      // One read (up to 64 KiB) per event-loop turn: libuv would read up to 32
+      // in a row from a socket that keeps filling, and the events they make
+      // would wait for their subscribers' sockets until the next turn.
+      this.#socket.pause();
+      setImmediate(resume);
     });
     this.#socket.on("error", () => {});
     this.#process.once("exit", (code, signal) => {
