@@ -189,9 +189,10 @@ describe("two daemons racing for one socket", () => {
 });
 
 describe("running out of file descriptors", () => {
-  it("names EMFILE in the answer and in Process, logs it, and keeps the socket reachable", async () => {
+  it("spawning from Node: names EMFILE in the answer and in Process, logs it, and keeps the socket reachable", async () => {
+    // The daemon's own descriptors: with the shim, the children's pipes are the shim's.
     const d = await startProcmond(
-      ["--kill-time", "300ms", "--min-restart-delay", "10s"],
+      ["--spawner", "node", "--kill-time", "300ms", "--min-restart-delay", "10s"],
       {},
       {
         openFiles: 160,

@@ -32,7 +32,7 @@ export function copyRuntime(): string {
   const dir = mkdtempSync(join(tmpdir(), "procmon-runtime-"));
   chmodSync(dir, 0o755);
   for (const pkg of ["api", "client", "daemon"]) {
-    for (const part of ["package.json", "bin", "dist"]) {
+    for (const part of ["package.json", "bin", "dist", "native/build"]) {
       if (!existsSync(join(ROOT, "packages", pkg, part))) continue;
       cpSync(join(ROOT, "packages", pkg, part), join(dir, "packages", pkg, part), {
         recursive: true,
