@@ -1,10 +1,24 @@
 // The ProcessMonitor API end to end: the real procmond on a unix socket in a
 // temp dir, real children (sh, sleep), through the real @procmon/client.
-import { chownSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
+import {
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  realpathSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import { Code, type ProcessSpecInit } from "@procmon/client";
-import { type Event, OutputStream, type Process, State, StopReason } from "@procmon/client/api";
+import {
+  type Event,
+  OutputStream,
+  type Process,
+  Spawner,
+  State,
+  StopReason,
+} from "@procmon/client/api";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
   cleanupAll,
@@ -12,6 +26,7 @@ import {
   type LogLine,
   type Procmond,
   peakRssMiB,
+  ROOT,
   startProcmond,
   waitFor,
 } from "./helpers/daemon.js";
@@ -533,6 +548,19 @@ describe("supervision", () => {
       // The daemon's log carries the same lines, with process and stream.
       await d.waitForLog(logOf("env-3", "ONLY=this"));
     });
+  });
+});
+
+// ---------------------------------------------------------------- spawner
+
+describe("GetDaemonInfo", () => {
+  it("says what spawns the children: the shim when it was built, Node when asked or without it", async () => {
+    const info = await d.client.getDaemonInfo();
+    const shimBuilt = existsSync(join(ROOT, "packages/daemon/native/build/procmon-shim"));
+    const expected =
+      process.env.PROCMON_TEST_SPAWNER === "node" || !shimBuilt ? Spawner.NODE : Spawner.SHIM;
+    expect(info).toMatchObject({ pid: d.child.pid, spawner: expected });
+    expect(info.shimPid > 0).toBe(expected === Spawner.SHIM);
   });
 });
 

@@ -142,9 +142,14 @@ export async function startProcmond(
   const stateArgs = extraArgs.some((a) => a.startsWith("--state-file") || a === "--no-state-file")
     ? []
     : ["--state-file", join(dir, "state.json")];
+  // A project of the suite runs its files with another spawner (vitest.config.ts).
+  const spawnerArgs =
+    process.env.PROCMON_TEST_SPAWNER && !extraArgs.includes("--spawner")
+      ? ["--spawner", process.env.PROCMON_TEST_SPAWNER]
+      : [];
   const args = viaEnv
-    ? [...stateArgs, ...extraArgs]
-    : ["--socket", socket, ...stateArgs, ...extraArgs];
+    ? [...stateArgs, ...spawnerArgs, ...extraArgs]
+    : ["--socket", socket, ...stateArgs, ...spawnerArgs, ...extraArgs];
   const argv = [procmondBinFor(options.uid), ...args];
   // Through sh for a lower descriptor limit: it execs node, so the pid is the daemon's.
   const [command, commandArgs] =
