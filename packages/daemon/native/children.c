@@ -405,7 +405,19 @@ void child_signal(struct shim *s, uint32_t id, int signo, int scope) {
   struct child *c = child_by_id(s, id);
   // Reaped, its pid may be anyone's by now.
   if (c == NULL || c->reaped) return;
+  // One look at /proc a turn, not one a signal (stopping everything is a burst of
+  // these), and taken before the signal, while the parent chains are whole.
+  if (scope == 1 && !s->scanned) {
+    s->scan = proc_scan_new(s->pid, is_spawned, s);
+    s->scanned = 1;
+  }
   // Unreaped, even a zombie holds its pid and its group's id: this reaches its group only.
   kill(-c->pid, signo);
-  if (scope == 1) proc_signal_tree(c->pid, s->pid, c->name, signo, is_spawned, s);
+  if (scope == 1 && s->scan != NULL) proc_signal_tree(s->scan, c->pid, c->name, signo);
+}
+
+void children_turn_end(struct shim *s) {
+  proc_scan_free(s->scan);
+  s->scan = NULL;
+  s->scanned = 0;
 }

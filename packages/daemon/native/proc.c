@@ -56,29 +56,40 @@ int proc_stat_read(pid_t pid, struct proc_stat *st) {
   return 0;
 }
 
-int proc_environ_has(pid_t pid, const char *entry, size_t len) {
+/**
+ * Copies the value of PROCMON_NAME from /proc/<pid>/environ into `value`
+ * (MAX_NAME + 1 bytes), the first one as getenv would; 0 if it has none (or
+ * one too long to be a name). Streamed: an environment can be megabytes.
+ */
+static int environ_name(pid_t pid, char *value) {
+  static const char key[] = "PROCMON_NAME=";
+  enum { SKIP, KEY, VALUE } state = KEY;
+  size_t pos = 0, len = 0;
   int fd = open_proc(pid, "environ");
   if (fd < 0) return 0;
-  // Streamed through a small buffer: an environment can be megabytes.
   char buf[4096];
-  size_t pos = 0;
-  int matching = 1, found = 0;
   ssize_t n;
-  while (!found && (n = read_some(fd, buf, sizeof buf)) > 0) {
-    for (ssize_t i = 0; i < n && !found; i++) {
-      if (buf[i] == '\0') {
-        found = matching && pos == len;
-        pos = 0;
-        matching = 1;
-      } else if (matching && pos < len && buf[i] == entry[pos]) {
-        pos++;
-      } else {
-        matching = 0;
+  while ((n = read_some(fd, buf, sizeof buf)) > 0) {
+    for (ssize_t i = 0; i < n; i++) {
+      char c = buf[i];
+      if (c == '\0') {
+        if (state == VALUE) goto done;
+        state = KEY;
+        pos = len = 0;
+      } else if (state == KEY) {
+        state = c != key[pos] ? SKIP : ++pos == sizeof key - 1 ? VALUE : KEY;
+      } else if (state == VALUE) {
+        if (len == MAX_NAME)
+          state = SKIP;
+        else
+          value[len++] = c;
       }
     }
   }
+done:
   close(fd);
-  return found;
+  value[len] = '\0';
+  return state == VALUE;
 }
 
 enum mark { UNKNOWN, IN_TREE, OUTSIDE, VISITING };
@@ -87,16 +98,20 @@ struct entry {
   pid_t pid, ppid, pgid;
   uint64_t start_time;
   int8_t mark;
+  /* For a child of the shim: -1 not looked at yet, 1 an orphan with a PROCMON_NAME, else 0. */
+  int8_t orphan;
+  char *name;
 };
 
-struct scan {
+struct proc_scan {
   struct entry *e;
   size_t n, cap;
-  pid_t root, shim;
-  const char *marker; /* "PROCMON_NAME=<name>" */
-  size_t marker_len;
+  pid_t shim;
   is_spawned_fn spawned;
   void *ctx;
+  /* The tree being signalled. */
+  pid_t root;
+  const char *name;
 };
 
 static int all_digits(const char *s) {
@@ -106,7 +121,7 @@ static int all_digits(const char *s) {
   return 1;
 }
 
-static int scan_push(struct scan *sc, pid_t pid, const struct proc_stat *st) {
+static int scan_push(struct proc_scan *sc, pid_t pid, const struct proc_stat *st) {
   if (sc->n == sc->cap) {
     size_t cap = sc->cap ? sc->cap * 2 : 256;
     struct entry *e = realloc(sc->e, cap * sizeof *e);
@@ -114,7 +129,7 @@ static int scan_push(struct scan *sc, pid_t pid, const struct proc_stat *st) {
     sc->e = e;
     sc->cap = cap;
   }
-  sc->e[sc->n++] = (struct entry){pid, st->ppid, st->pgid, st->start_time, UNKNOWN};
+  sc->e[sc->n++] = (struct entry){pid, st->ppid, st->pgid, st->start_time, UNKNOWN, -1, NULL};
   return 0;
 }
 
@@ -123,10 +138,17 @@ static int by_pid(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-/** Every process /proc lists now, sorted by pid. */
-static int scan_all(struct scan *sc) {
-  DIR *d = opendir("/proc");
-  if (d == NULL) return -1;
+struct proc_scan *proc_scan_new(pid_t shim, is_spawned_fn spawned, void *ctx) {
+  struct proc_scan *sc = calloc(1, sizeof *sc);
+  DIR *d = sc == NULL ? NULL : opendir("/proc");
+  if (d == NULL) {
+    warnx_shim("cannot list /proc (%s): signalling groups only", strerror(errno));
+    free(sc);
+    return NULL;
+  }
+  sc->shim = shim;
+  sc->spawned = spawned;
+  sc->ctx = ctx;
   struct dirent *de;
   int rc = 0;
   while (rc == 0 && (de = readdir(d)) != NULL) {
@@ -136,27 +158,44 @@ static int scan_all(struct scan *sc) {
     if (proc_stat_read(pid, &st) == 0) rc = scan_push(sc, pid, &st);
   }
   closedir(d);
+  if (rc != 0) warnx_shim("out of memory listing /proc: some processes are not signalled");
   if (sc->n > 0) qsort(sc->e, sc->n, sizeof *sc->e, by_pid);
-  return rc;
+  return sc;
 }
 
-static struct entry *scan_find(struct scan *sc, pid_t pid) {
+void proc_scan_free(struct proc_scan *sc) {
+  if (sc == NULL) return;
+  for (size_t i = 0; i < sc->n; i++) free(sc->e[i].name);
+  free(sc->e);
+  free(sc);
+}
+
+static struct entry *scan_find(struct proc_scan *sc, pid_t pid) {
   struct entry key = {.pid = pid};
   return bsearch(&key, sc->e, sc->n, sizeof *sc->e, by_pid);
 }
 
+/** Reads, once a scan, whether a child of the shim is an orphan with a name. */
+static void load_orphan(struct proc_scan *sc, struct entry *e) {
+  char value[MAX_NAME + 1];
+  e->orphan = 0;
+  if (sc->spawned(sc->ctx, e->pid) || !environ_name(e->pid, value)) return;
+  e->name = strdup(value);
+  e->orphan = e->name != NULL;
+}
+
 /** IN_TREE or OUTSIDE if `e` settles the question itself; UNKNOWN if its parent does. */
-static enum mark settled(struct scan *sc, const struct entry *e) {
+static enum mark settled(struct proc_scan *sc, struct entry *e) {
   if (e->pid == sc->root) return IN_TREE;
   if (e->pid == sc->shim || e->pid <= 1 || e->ppid <= 0) return OUTSIDE;
   if (e->ppid != sc->shim) return UNKNOWN;
   // Reparented to the shim: another spawned child, or an orphan of some tree.
-  if (sc->spawned(sc->ctx, e->pid)) return OUTSIDE;
-  return proc_environ_has(e->pid, sc->marker, sc->marker_len) ? IN_TREE : OUTSIDE;
+  if (e->orphan < 0) load_orphan(sc, e);
+  return e->orphan == 1 && strcmp(e->name, sc->name) == 0 ? IN_TREE : OUTSIDE;
 }
 
 /** Marks `e` and its ancestors up to the first settled one; a cycle (a racy scan) is OUTSIDE. */
-static enum mark mark_of(struct scan *sc, struct entry *e) {
+static enum mark mark_of(struct proc_scan *sc, struct entry *e) {
   struct entry *at = e;
   while (at->mark == UNKNOWN) {
     enum mark m = settled(sc, at);
@@ -193,18 +232,14 @@ static void signal_if_same(const struct entry *e, int signo) {
   if (fd >= 0) close((int)fd);
 }
 
-void proc_signal_tree(pid_t root, pid_t shim, const char *name, int signo, is_spawned_fn spawned,
-                      void *ctx) {
-  char marker[sizeof "PROCMON_NAME=" + MAX_NAME];
-  int len = snprintf(marker, sizeof marker, "PROCMON_NAME=%s", name);
-  struct scan sc = {NULL, 0, 0, root, shim, marker, (size_t)len, spawned, ctx};
-  if (scan_all(&sc) != 0) warnx_shim("cannot list /proc (%s): signalling %s's group only",
-                                     strerror(errno), name);
-  for (size_t i = 0; i < sc.n; i++) {
-    struct entry *e = &sc.e[i];
+void proc_signal_tree(struct proc_scan *sc, pid_t root, const char *name, int signo) {
+  sc->root = root;
+  sc->name = name;
+  for (size_t i = 0; i < sc->n; i++) sc->e[i].mark = UNKNOWN;
+  for (size_t i = 0; i < sc->n; i++) {
+    struct entry *e = &sc->e[i];
     // Its group has the signal from the caller already: once is enough.
     if (e->pid == root || e->pgid == root) continue;
-    if (mark_of(&sc, e) == IN_TREE) signal_if_same(e, signo);
+    if (mark_of(sc, e) == IN_TREE) signal_if_same(e, signo);
   }
-  free(sc.e);
 }

@@ -21,8 +21,6 @@
 #include "shim.h"
 
 #define IN_CAP (FRAME_HEADER + MAX_FRAME)
-/** Daemon frames handled per turn of the loop, so that a stream of them cannot starve the pipes. */
-#define FRAMES_PER_TURN 64
 /** How long the last frames (ERROR, a refusing HELLO) may take to leave before the shim exits. */
 #define LAST_FLUSH_MS 1000
 
@@ -188,7 +186,7 @@ static void socket_read(struct shim *s) {
 }
 
 /** Handles the frames received, reading more while the queue has room; 1 if more wait. */
-static int socket_input(struct shim *s) {
+static int socket_frames(struct shim *s) {
   for (int handled = 0; handled < FRAMES_PER_TURN;) {
     // The daemon's frames make answers: none are taken while the answers cannot leave.
     if (!outq_has_room(s)) return 0;
@@ -210,6 +208,12 @@ static int socket_input(struct shim *s) {
     }
   }
   return 1;
+}
+
+static int socket_input(struct shim *s) {
+  int more = socket_frames(s);
+  children_turn_end(s);
+  return more;
 }
 
 /* ---- start-up ---- */

@@ -12,12 +12,15 @@
 
 /** Frames queued on the socket past which no pipe and no daemon frame is read. */
 #define OUTQ_LIMIT (1024u * 1024u)
+/** Daemon frames handled per turn of the loop, so that a stream of them cannot starve the pipes. */
+#define FRAMES_PER_TURN 64
 /** A child's pipes may stay silent this long after its reap before EXITED. */
 #define EXIT_QUIET_NS (100 * 1000000LL)
 /** EXITED comes at the latest this long after the reap. */
 #define EXIT_LATEST_NS (1000 * 1000000LL)
 
 struct child;
+struct proc_scan;
 
 /** One of a child's output pipes, read end. */
 struct stream {
@@ -71,6 +74,9 @@ struct shim {
   struct stream *runq_head, *runq_tail;
   size_t runq_len;
   struct child *pending;
+  /* The look at /proc that the scope 1 signals of this turn share (NULL if none yet). */
+  struct proc_scan *scan;
+  uint8_t scanned;
 };
 
 /* shim.c */
@@ -94,6 +100,8 @@ struct child *child_by_pid(struct shim *s, pid_t pid);
 void child_spawn(struct shim *s, const struct msg_spawn *m);
 void child_credit(struct shim *s, uint32_t id, uint32_t bytes);
 void child_signal(struct shim *s, uint32_t id, int signo, int scope);
+/** The turn's frames are handled: its look at /proc is out of date. */
+void children_turn_end(struct shim *s);
 /** An epoll event for one of the pipes. */
 void pipe_event(struct shim *s, int fd, uint32_t events);
 /** Reads the ready pipes once each, as credit and the queue allow; 1 if more is ready. */
