@@ -12,7 +12,9 @@
 //   2 MiB           724        1,015           928
 //   64 MiB          182        1,374         1,164
 // (The machine is shared and noisy; the order held in every run. The shim's
-// RSS is 1 to 3 MiB, its buffers included.)
+// RSS is 1.2 MiB idle, and its buffers add at most 2 MiB under load.) The
+// shim itself, 1,000 SPAWNs of /bin/true sent at once from Node: 1,100
+// spawns and exits a second.
 //
 // Between the clone and execve the child shares the shim's memory: it calls
 // only async-signal-safe functions, touches no heap, and reports a failure

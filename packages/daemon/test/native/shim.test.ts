@@ -193,6 +193,18 @@ it("builds procmon-shim when a C compiler can (npm ci runs build.mjs)", () => {
   expect(existsSync(path.join(BUILD, "procmon-shim"))).toBe(true);
 });
 
+it("build.mjs without a C compiler warns and exits 0, so that npm ci goes on", () => {
+  const script = path.join(import.meta.dirname, "../../native/build.mjs");
+  const result = spawnSync(process.execPath, [script], {
+    env: { PATH: "/nonexistent" },
+    encoding: "utf8",
+  });
+  expect(result.status).toBe(0);
+  expect(result.stderr).toContain(
+    "procmon: no C compiler: procmon-shim not built; procmond will spawn from Node (no process survival)",
+  );
+});
+
 describe.each(built)("$label", ({ file: binary }) => {
   /** Starts a shim on a socket pair, shut down after the test. */
   function start(options: ShimOptions = {}): ShimHarness {
