@@ -300,7 +300,7 @@ static void stream_read(struct shim *s, struct stream *st) {
   }
 }
 
-int pipes_pump(struct shim *s) {
+void pipes_pump(struct shim *s) {
   // One read per queued pipe and pass: a flooding child cannot starve the others.
   // (A read may free its child, so the pass counts rather than remembering the tail.)
   for (size_t n = s->runq_len; n > 0 && s->runq_head != NULL && outq_has_room(s); n--) {
@@ -308,7 +308,6 @@ int pipes_pump(struct shim *s) {
     runq_remove(s, st);
     stream_read(s, st);
   }
-  return s->runq_head != NULL && outq_has_room(s);
 }
 
 static int watch_stream(struct shim *s, struct stream *st, int fd) {

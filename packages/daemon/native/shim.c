@@ -185,11 +185,11 @@ static void socket_read(struct shim *s) {
     s->sock_readable = 0;
 }
 
-/** Handles the frames received, reading more while the queue has room; 1 if more wait. */
-static int socket_frames(struct shim *s) {
+/** Handles the frames received, reading more while the queue has room. */
+static void socket_frames(struct shim *s) {
   for (int handled = 0; handled < FRAMES_PER_TURN;) {
     // The daemon's frames make answers: none are taken while the answers cannot leave.
-    if (!outq_has_room(s)) return 0;
+    if (!outq_has_room(s)) return;
     uint32_t len;
     char err[128];
     size_t have = s->in_tail - s->in_head;
@@ -202,18 +202,30 @@ static int socket_frames(struct shim *s) {
       handled++;
       break;
     case SPLIT_MORE:
-      if (!s->sock_readable) return 0;
+      if (!s->sock_readable) return;
       socket_read(s);
       break;
     }
   }
-  return 1;
 }
 
-static int socket_input(struct shim *s) {
-  int more = socket_frames(s);
+static void socket_input(struct shim *s) {
+  socket_frames(s);
   children_turn_end(s);
-  return more;
+}
+
+/**
+ * Whether a turn has work without a new event: frames received or pipes
+ * ready, and room for what they make. Asked after the turn's last flush,
+ * which may be what made the room.
+ */
+static int work_waiting(const struct shim *s) {
+  if (!outq_has_room(s)) return 0;
+  if (s->runq_head != NULL || s->sock_readable) return 1;
+  uint32_t len;
+  char err[128];
+  return frame_split(s->in + s->in_head, s->in_tail - s->in_head, &len, err, sizeof err) !=
+         SPLIT_MORE;
 }
 
 /* ---- start-up ---- */
@@ -321,17 +333,16 @@ static void dispatch(struct shim *s, const struct epoll_event *ev, int *reap) {
 
 static void run(struct shim *s) {
   struct epoll_event ev[64];
-  int busy = 0;
   for (;;) {
     int due = exits_due(s);
     flush(s);
-    int n = epoll_wait(s->ep, ev, 64, busy ? 0 : due);
+    int n = epoll_wait(s->ep, ev, 64, work_waiting(s) ? 0 : due);
     if (n < 0 && errno != EINTR) die("epoll_wait");
     int reap = 0;
     for (int i = 0; i < n; i++) dispatch(s, &ev[i], &reap);
     if (reap) children_reap(s);
-    busy = socket_input(s);
-    busy |= pipes_pump(s);
+    socket_input(s);
+    pipes_pump(s);
     flush(s);
   }
 }

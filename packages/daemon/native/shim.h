@@ -104,8 +104,8 @@ void child_signal(struct shim *s, uint32_t id, int signo, int scope);
 void children_turn_end(struct shim *s);
 /** An epoll event for one of the pipes. */
 void pipe_event(struct shim *s, int fd, uint32_t events);
-/** Reads the ready pipes once each, as credit and the queue allow; 1 if more is ready. */
-int pipes_pump(struct shim *s);
+/** Reads the ready pipes once each, as credit and the queue allow. */
+void pipes_pump(struct shim *s);
 /** Reaps every child that has exited; the known ones become pending exits. */
 void children_reap(struct shim *s);
 /** Sends the EXITED that are due; returns ms until the next is, or -1. */

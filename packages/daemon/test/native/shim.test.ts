@@ -317,6 +317,10 @@ describe.each(built)("$label", ({ file: binary }) => {
       const h = await ready({ extraFds: 2 });
       expect(readdirSync(`/proc/${h.pid}/fd`)).toEqual(expect.arrayContaining(["4", "5"]));
       const { pid } = await h.spawned({ id: 1, path: "/bin/sleep", argv: ["sleep", "30"] });
+      // Past its start-up, where the dynamic loader opens libraries for a moment.
+      await until("sleep to sleep", () =>
+        /nanosleep/.test(readFileSync(`/proc/${pid}/wchan`, "utf8")),
+      );
       const fds = readdirSync(`/proc/${pid}/fd`);
       const targets = fds.map((fd) => readlinkSync(`/proc/${pid}/fd/${fd}`));
       expect(fds).toEqual(["0", "1", "2"]);
@@ -569,6 +573,43 @@ describe.each(built)("$label", ({ file: binary }) => {
   });
 
   describe("output", () => {
+    it("holds what the socket cannot take, and goes on by itself once the daemon reads again", async () => {
+      const h = await ready({ autoCredit: false });
+      // Ten children write their whole initial credit, 2.5 MiB in all, while the daemon reads nothing.
+      h.socket.pause();
+      const writers = Array.from({ length: 10 }, (_, i) => i + 1);
+      const script = "head -c 262144 /dev/zero; exec sleep 30";
+      for (const id of writers)
+        h.send(
+          spawnWriter({ id, path: "/bin/sh", argv: ["sh", "-c", script], env: [PATH_ENV] }).frame(
+            T.SPAWN,
+          ),
+        );
+      // Past 1 MiB queued the shim reads no pipe and no frame: this SPAWN waits with the pipes.
+      h.send(spawnWriter({ id: 99, path: "/bin/true", argv: ["true"] }).frame(T.SPAWN));
+      // Stopped: asleep in epoll_wait while a writer is blocked on a full pipe (twice in a row).
+      const wchan = (pid: number) => readFileSync(`/proc/${pid}/wchan`, "utf8");
+      const heads = () => childrenOf(h.pid).flatMap(childrenOf);
+      const stalled = () =>
+        /epoll/.test(wchan(h.pid)) && heads().some((pid) => /pipe_write$/.test(wchan(pid)));
+      let seen = 0;
+      await until("the shim to stop reading", () => {
+        seen = stalled() ? seen + 1 : 0;
+        return seen >= 2;
+      });
+      expect(h.frames.map((f) => f.type)).toEqual(["hello"]);
+      const rss = rssKib(h.pid);
+      h.socket.resume();
+      await h.exitOf(99);
+      for (const id of writers)
+        await h.waitFor(
+          `all of ${id}'s output`,
+          (f): f is ShimFrame =>
+            f.type === "output" && f.id === id && h.output(id, 1).length === CREDIT_INITIAL,
+        );
+      expect(rss).toBeLessThan(16_384);
+    });
+
     it("keeps each stream's order, sends one EOF each, and EXITED after both", async () => {
       const h = await ready();
       const { out, err } = await run(
