@@ -13,7 +13,7 @@ import path from "node:path";
 
 const here = import.meta.dirname;
 const out = path.join(here, "build");
-const shimSources = ["shim.c", "children.c", "spawn.c", "proc.c", "frame.c"];
+const shimSources = ["shim.c", "children.c", "index.c", "spawn.c", "proc.c", "frame.c"];
 const strict = ["-std=c11", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE"];
 const sanitizers = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"];
 

@@ -1,6 +1,7 @@
 // The shim's state and the functions its files share: shim.c (the loop, the
 // socket, the daemon's frames), children.c (child records, their pipes and
-// exits), spawn.c (starting one child) and proc.c (/proc and tree signals).
+// exits), index.c (finding them), spawn.c (starting one child) and proc.c
+// (/proc and tree signals).
 #ifndef PROCMON_SHIM_H
 #define PROCMON_SHIM_H
 
@@ -92,10 +93,16 @@ void warnx_shim(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 __attribute__((noreturn)) void protocol_error(struct shim *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* children.c */
+/* index.c */
 int children_init(struct shim *s);
 struct child *child_by_id(struct shim *s, uint32_t id);
 struct child *child_by_pid(struct shim *s, pid_t pid);
+void index_add(struct child_index *ix, struct child *c);
+void index_remove(struct child_index *ix, struct child *c);
+/** Files `st` under its fd; -1 if memory is out. */
+int by_fd_set(struct shim *s, int fd, struct stream *st);
+
+/* children.c */
 /** Starts the SPAWN's child and queues SPAWNED or SPAWN_FAILED. */
 void child_spawn(struct shim *s, const struct msg_spawn *m);
 void child_credit(struct shim *s, uint32_t id, uint32_t bytes);
