@@ -50,6 +50,8 @@ for (const b of BINARIES) {
     console.warn(`skipping ${b.label}: not built (node packages/daemon/native/build.mjs${b.make})`);
 }
 const root = process.getuid?.() === 0;
+const valgrind = existsSync("/usr/bin/valgrind");
+if (!valgrind) console.warn("skipping the valgrind run: no /usr/bin/valgrind");
 if (!root) console.warn("skipping the uid/gid tests: they need root (CAP_SETUID, CAP_SETGID)");
 
 /** The environment of most children: a PATH for their shell, and their name. */
@@ -699,7 +701,8 @@ describe.each(built)("$label", ({ file: binary }) => {
       const afterReap = receivedAfterReapMs(exit, Date.now());
       expect(exit.status).toBe(3 << 8);
       expect(afterReap).toBeGreaterThanOrEqual(90);
-      expect(afterReap).toBeLessThan(900);
+      // Before the 1 s rule could have sent it, arrival lag allowed for.
+      expect(afterReap).toBeLessThan(950);
       expect(h.frames.some((f) => f.type === "eof")).toBe(false);
       const sleeper = stray(Number(h.output(1, 1).toString().trim()));
       process.kill(sleeper.pid, "SIGKILL");
@@ -713,7 +716,8 @@ describe.each(built)("$label", ({ file: binary }) => {
       const exit = await h.exitOf(1);
       const afterReap = receivedAfterReapMs(exit, Date.now());
       expect(afterReap).toBeGreaterThanOrEqual(950);
-      expect(afterReap).toBeLessThan(1_500);
+      // Arrival lags a loaded machine: the lower bound is the rule's.
+      expect(afterReap).toBeLessThan(2_500);
       const at = h.frames.indexOf(exit);
       await h.waitFor(
         "output after EXITED",
@@ -860,7 +864,7 @@ describe.each(built)("$label", ({ file: binary }) => {
   });
 });
 
-describe.runIf(existsSync("/usr/bin/valgrind") && existsSync(path.join(BUILD, "procmon-shim")))(
+describe.runIf(valgrind && existsSync(path.join(BUILD, "procmon-shim")))(
   "procmon-shim -O2 under valgrind",
   () => {
     it("spawns, reports an exit and a failure, and exits with no error and no leak", async () => {
