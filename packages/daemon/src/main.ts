@@ -56,8 +56,10 @@ async function main(): Promise<void> {
   try {
     daemon = await startDaemon(parsed.options, { log });
   } catch (err) {
-    const message = err instanceof ProcmonError ? err.message : String(err);
-    logger.fatal({ err }, message);
+    // A refusal (bad flag, lock held, shim missing) is the user's to fix: its message, no stack.
+    const refusal = err instanceof ProcmonError;
+    const message = refusal ? err.message : String(err);
+    logger.fatal(refusal ? { code: err.code } : { err }, message);
     process.stderr.write(`procmond: ${message}\n`);
     exit(1);
     return;
