@@ -788,6 +788,9 @@ describe("WatchEvents", () => {
     const flood = (lines: number, width = 100, name = "flood"): ProcessSpecInit => ({
       name,
       args: ["sh", "-c", `yes '${"y".repeat(width)}' | head -n ${lines}`],
+      // However long a loaded machine makes the flood, its exit is an instant
+      // death (restarted after 30 s), never a second flood.
+      threshold: { seconds: 600n },
     });
 
     it("ends a subscriber that stopped reading with RESOURCE_EXHAUSTED, without a gap, while one that reads gets everything", async () => {

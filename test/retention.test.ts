@@ -16,6 +16,8 @@ function printer(name: string, lines: number, width = 99): ProcessSpecInit {
   return {
     name,
     args: ["sh", "-c", `yes '${"y".repeat(width)}' | head -n ${lines}`],
+    // However long a loaded machine makes it run, its exit is an instant death.
+    threshold: { seconds: 600n },
     minRestartDelay: { seconds: 60n },
     maxRestartDelay: { seconds: 60n },
   };

@@ -621,6 +621,8 @@ describe.concurrent("watch() across broken streams and daemon restarts", () => {
     await c.addProcess({
       name: "flood",
       args: ["sh", "-c", `yes '${"y".repeat(100)}' | head -n ${lines}`],
+      // An instant death however slow the machine: restarted after 30 s, not flooding again.
+      threshold: { seconds: 600n },
     });
     const received: Event[] = [];
     const head = await first;

@@ -218,11 +218,13 @@ describe("NodeSpawner", () => {
   });
 
   it("reports the exit after the output it wrote, when reading it was held back past the grace", async () => {
-    // The log sink fills at the first line and drains 8 graces later. Meanwhile the child writes
+    // The log sink fills at the first line and drains 7 graces later. Meanwhile the child writes
     // a burst (read, as one chunk, before the gate is looked at again), then 20,000 more lines,
-    // which fit the pipe's buffer, and exits: those wait in the pipe past the grace.
+    // which fit the pipe's buffer, and exits (~2 graces after the first line): those wait in the
+    // pipe past the grace, within the 10 graces after the exit that reading may take. The margins
+    // are hundreds of ms, as timers fire late on a loaded machine.
     const gate = new FlowGate();
-    const held = new NodeSpawner({ exitGraceMs: 50, outputGate: gate });
+    const held = new NodeSpawner({ exitGraceMs: 100, outputGate: gate });
     const reports: Report[] = [];
     const exited = new Promise<void>((resolve) => {
       const script =
@@ -232,7 +234,7 @@ describe("NodeSpawner", () => {
           reports.push({ kind: "output", stream, line, partial });
           if (line === "first") {
             gate.close();
-            setTimeout(() => gate.open(), 400);
+            setTimeout(() => gate.open(), 700);
           }
         },
         onExit(exit) {
