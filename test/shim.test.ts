@@ -76,6 +76,11 @@ describe.runIf(built)("with procmon-shim", () => {
       },
     );
     const watch = await openWatch(d.socket, { afterSeq: 0n });
+    // While they come up, none is shown stopped (stopped on request): those not
+    // started yet are in backoff, their start due.
+    const early = await d.client.listProcesses();
+    expect(early.processes).toHaveLength(300);
+    expect(early.processes.filter((p) => p.state === State.STOPPED)).toEqual([]);
     await watch.waitForEvent(
       () => watch.events.filter((e) => e.kind.case === "started").length === 300,
       30_000,

@@ -312,6 +312,39 @@ describe("restore", () => {
     });
   });
 
+  it("registered without starting (the socket served first), one that should run waits in backoff due now, never stopped", async () => {
+    const h = harness({ continueAfterSeq: 41n });
+    const state = saved([
+      { spec: web, intent: "running", source: "api" },
+      { spec: { name: "batch", args: ["/bin/batch"] }, intent: "stopped", source: "api" },
+    ]);
+    await h.control.restore(state, false);
+    await h.control.applyConfig([{ spec: spec("cfg"), where: "config file test:1" }], false);
+
+    expect(h.spawner.children).toEqual([]);
+    for (const name of ["web", "cfg"]) {
+      const view = h.supervisor.get(name);
+      expect(view).toMatchObject({ state: "backoff", intent: "running", restartCount: 0 });
+    }
+    expect(h.supervisor.get("batch").state).toBe("stopped");
+    // Watchers fold it as clients list it: a start scheduled now.
+    const scheduled = ofKind(h.emitted, "restartScheduled");
+    expect(scheduled.map((e) => [e.process, e.delayMs])).toEqual([
+      ["web", 0],
+      ["cfg", 0],
+    ]);
+    // No timer of its own: the clock moving on starts nothing.
+    h.clock.advance(60_000);
+    expect(h.spawner.children).toEqual([]);
+
+    // A stop meanwhile keeps it stopped; the start-up then leaves it alone.
+    await h.supervisor.stop("cfg");
+    expect(await h.control.startDeferred()).toBe(2);
+    expect(h.spawner.children.map((c) => c.request.name)).toEqual(["web"]);
+    expect(h.supervisor.get("web")).toMatchObject({ state: "running", restartCount: 0 });
+    expect(h.supervisor.get("cfg").state).toBe("stopped");
+  });
+
   it("keeps a process whose executable is gone: the supervisor retries it with backoff", async () => {
     const h = harness({ continueAfterSeq: 41n });
     // /bin/web does not exist on this machine, as an executable removed while the daemon was down.

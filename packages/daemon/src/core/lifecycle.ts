@@ -6,6 +6,7 @@ import {
   ENTERED_FROM,
   type Entry,
   type InBackoff,
+  dueToStart,
   inBackoff,
   type Running,
   running,
@@ -170,6 +171,11 @@ export class Lifecycle {
     }
   }
 
+  /** Registers `entry` as due to start now, by the caller's start() rather than a timer. */
+  schedule(entry: Entry): void {
+    this.enter(entry, dueToStart(Math.round(this.clock.wallNow())));
+  }
+
   /** SIGTERM to the group now, SIGKILL after kill_time unless it exits first. */
   beginStop(entry: Entry, state: Running, reason: StopReason, after: Requested): void {
     this.enter(entry, stopping(state, after), reason);
@@ -199,7 +205,9 @@ export class Lifecycle {
         this.report(entry, { kind: "started", pid: next.child.pid });
         return;
       case "backoff":
-        next.timer = this.clock.setTimer(next.delayMs, () => this.backoffEnded(entry, next));
+        if (next.startedBy === "timer") {
+          next.timer = this.clock.setTimer(next.delayMs, () => this.backoffEnded(entry, next));
+        }
         this.report(entry, {
           kind: "restartScheduled",
           delayMs: next.delayMs,

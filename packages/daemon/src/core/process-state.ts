@@ -17,7 +17,11 @@ export interface InBackoff {
   readonly kind: "backoff";
   readonly delayMs: number;
   readonly restartAtWall: number;
-  /** Set as the state is entered. */
+  /**
+   * Whose the start is: the delay's timer (set as the state is entered), or,
+   * for a process registered at daemon start, Control's bounded start-up.
+   */
+  readonly startedBy: "timer" | "caller";
   timer: Timer | undefined;
 }
 
@@ -71,6 +75,21 @@ export const inBackoff = (delayMs: number, restartAtWall: number): InBackoff => 
   kind: "backoff",
   delayMs,
   restartAtWall,
+  startedBy: "timer",
+  timer: undefined,
+});
+
+/**
+ * Registered to run, its start due now but left to the caller's start():
+ * what a process of the state file or the config is while the daemon serves
+ * its socket before starting them. Shown as backoff (a start scheduled), not
+ * stopped, which would say it was stopped on request.
+ */
+export const dueToStart = (atWall: number): InBackoff => ({
+  kind: "backoff",
+  delayMs: 0,
+  restartAtWall: atWall,
+  startedBy: "caller",
   timer: undefined,
 });
 

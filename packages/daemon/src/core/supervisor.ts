@@ -67,8 +67,8 @@ export class Supervisor {
 
   /**
    * Registers a process a previous daemon had (no `added` event: it is not
-   * new), starting it only if it should be running. With `launch` false it
-   * is registered stopped with its intent, for start() to start later.
+   * new), starting it only if it should be running. With `launch` false one
+   * that should run waits in backoff, due now, for start() to start it.
    */
   restore(
     spec: ProcessSpec,
@@ -202,7 +202,10 @@ export class Supervisor {
     const entry = newEntry(spec, intent, source);
     this.entries.set(spec.name, entry);
     if (announce) this.report(entry, { kind: "added", spec });
-    if (intent === "running" && launch) this.lifecycle.launch(entry);
+    if (intent === "running") {
+      if (launch) this.lifecycle.launch(entry);
+      else this.lifecycle.schedule(entry);
+    }
     return viewOf(entry);
   }
 
