@@ -3,10 +3,10 @@ import type { EventBody, EventSink } from "./events.js";
 import type { Logger } from "./logger.js";
 import {
   childOf,
+  dueToStart,
   ENTERED_FROM,
   type Entry,
   type InBackoff,
-  dueToStart,
   inBackoff,
   type Running,
   running,
