@@ -2,7 +2,7 @@
 import { createHash } from "node:crypto";
 import type { Logger as PinoLogger } from "pino";
 import { type ConfigEntry, loadConfigFile } from "./adapters/config-file.js";
-import { DescriptorAlarm, DescriptorBudget } from "./adapters/descriptors.js";
+import { DescriptorAlarm, DescriptorBudget, watchDescriptors } from "./adapters/descriptors.js";
 import { nodeClock } from "./adapters/node-clock.js";
 import { NodeSpawner } from "./adapters/node-spawner.js";
 import { INSTANCE_ENV, terminateOrphans } from "./adapters/orphans.js";
@@ -76,9 +76,6 @@ export interface DaemonOverrides {
   readonly spawner?: Spawner;
 }
 
-/** How often the daemon looks at its file descriptors (a listing of /proc/self/fd). */
-const DESCRIPTOR_CHECK_MS = 5_000;
-
 /**
  * Starts procmond: takes the state file's lock, loads the state and config
  * files (refusing to start on a bad one, before anything runs), terminates
@@ -112,7 +109,8 @@ export async function startDaemon(
 
     const bus = new EventBus();
     const events = new EventLog(clock, options.retention, BigInt(saved?.seqReservedUpTo ?? "0"));
-    const descriptors = new DescriptorBudget();
+    const alarm = new DescriptorAlarm(logger);
+    const descriptors = new DescriptorBudget({ onUsage: (usage) => alarm.observe(usage) });
     let lost: (why: string) => void = () => {};
     const failed = new Promise<string>((resolve) => {
       lost = resolve;
@@ -168,9 +166,8 @@ export async function startDaemon(
       throw err;
     });
 
-    const alarm = new DescriptorAlarm(descriptors, logger);
     const timers = [
-      every(clock, DESCRIPTOR_CHECK_MS, () => alarm.check()),
+      watchDescriptors(clock, alarm),
       every(clock, options.consistencyDelayMs, () => {
         const repaired = supervisor.checkConsistency();
         if (repaired.length > 0) logger.warn({ processes: repaired }, "consistency check repaired");

@@ -1,4 +1,5 @@
 import { readdirSync, readFileSync } from "node:fs";
+import type { Clock, Timer } from "../core/clock.js";
 import type { Logger } from "../core/logger.js";
 
 /** How many of its file descriptors a process uses, against its soft limit. */
@@ -45,6 +46,14 @@ function softLimit(): number {
 /** What a spawn takes while it runs: two pipes, and libuv's pipe for the child's exec error. */
 const SPAWN_DESCRIPTORS = 3;
 
+/** The descriptors no spawn may take, so that clients can still connect. */
+export const DESCRIPTOR_RESERVE = 32;
+
+/** True if, at `usage`, a spawn would eat into the `reserve`. */
+function reserveReached(usage: DescriptorUsage, reserve: number): boolean {
+  return usage.open + SPAWN_DESCRIPTORS > usage.limit - reserve;
+}
+
 /** Options of {@link DescriptorBudget}. */
 export interface DescriptorBudgetOptions {
   /** Descriptors no spawn may take, so that clients can still connect. Defaults to 32. */
@@ -53,6 +62,8 @@ export interface DescriptorBudgetOptions {
   readonly spawnsPerCount?: number;
   /** Reads the usage; defaults to {@link descriptorUsage}. */
   readonly usage?: () => DescriptorUsage;
+  /** Told every usage read (the {@link DescriptorAlarm} watches them). */
+  readonly onUsage?: (usage: DescriptorUsage) => void;
 }
 
 /**
@@ -68,13 +79,15 @@ export class DescriptorBudget {
   readonly #reserve: number;
   readonly #spawnsPerCount: number;
   readonly #usage: () => DescriptorUsage;
+  readonly #onUsage: (usage: DescriptorUsage) => void;
   #last: DescriptorUsage | undefined;
   #spawnsSince = 0;
 
   constructor(options: DescriptorBudgetOptions = {}) {
-    this.#reserve = options.reserve ?? 32;
+    this.#reserve = options.reserve ?? DESCRIPTOR_RESERVE;
     this.#spawnsPerCount = options.spawnsPerCount ?? 64;
     this.#usage = options.usage ?? descriptorUsage;
+    this.#onUsage = options.onUsage ?? (() => {});
   }
 
   /**
@@ -94,15 +107,11 @@ export class DescriptorBudget {
       usage = this.#usage();
       this.#last = usage;
       this.#spawnsSince = 0;
+      this.#onUsage(usage);
     }
     if (estimate(usage) > usage.limit - this.#reserve) return usage;
     this.#spawnsSince += 1;
     return undefined;
-  }
-
-  /** True if, at `usage`, a spawn would be refused. */
-  isLow(usage: DescriptorUsage): boolean {
-    return usage.open + SPAWN_DESCRIPTORS > usage.limit - this.#reserve;
   }
 
   /** The descriptors kept for clients. */
@@ -114,30 +123,57 @@ export class DescriptorBudget {
 /**
  * Logs, once each way, when the daemon reaches the descriptors it keeps for
  * clients and when it has room again: the kernel drops connections beyond
- * the limit without a trace, so this line is all an operator gets.
+ * the limit without a trace, so this line is all an operator gets. It sees
+ * every listing the {@link DescriptorBudget} makes before a spawn, and the
+ * daemon asks it to look now and then: {@link check} says how soon to look
+ * again (no polling while far from the limit).
  */
 export class DescriptorAlarm {
   #raised = false;
 
   constructor(
-    private readonly budget: DescriptorBudget,
     private readonly logger: Logger,
+    private readonly reserve: number = DESCRIPTOR_RESERVE,
     private readonly usage: () => DescriptorUsage = descriptorUsage,
   ) {}
 
-  /** Checks the usage now. */
-  check(): void {
+  /** Reads the usage now; true while it is worth watching closely (past half the limit). */
+  check(): boolean {
     const usage = this.usage();
+    this.observe(usage);
+    return this.#raised || 2 * usage.open >= usage.limit;
+  }
+
+  /** Logs if `usage` crosses the reserve either way. */
+  observe(usage: DescriptorUsage): void {
     const { open, limit } = usage;
-    const low = this.budget.isLow(usage);
+    const low = reserveReached(usage, this.reserve);
     if (low && !this.#raised) {
       this.logger.error(
         { open, limit },
-        `procmond has ${open} of its ${limit} file descriptors open: spawns are refused to keep the last ${this.budget.reserve} for clients, and past the limit new client connections are dropped unseen; raise LimitNOFILE= (systemd) or ulimit -n`,
+        `procmond has ${open} of its ${limit} file descriptors open: spawns are refused to keep the last ${this.reserve} for clients, and past the limit new client connections are dropped unseen; raise LimitNOFILE= (systemd) or ulimit -n`,
       );
     } else if (!low && this.#raised) {
       this.logger.info({ open, limit }, "procmond has file descriptors to spare again");
     }
     this.#raised = low;
   }
+}
+
+/**
+ * Has `alarm` look every `farMs` (a minute: no polling of an idle daemon), or
+ * every `nearMs` while the usage is past half the limit, until cancelled.
+ */
+export function watchDescriptors(
+  clock: Clock,
+  alarm: DescriptorAlarm,
+  farMs = 60_000,
+  nearMs = 5_000,
+): Timer {
+  let timer: Timer;
+  const look = () => {
+    timer = clock.setTimer(alarm.check() ? nearMs : farMs, look);
+  };
+  timer = clock.setTimer(farMs, look);
+  return { cancel: () => timer.cancel() };
 }

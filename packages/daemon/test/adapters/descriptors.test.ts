@@ -4,7 +4,9 @@ import {
   DescriptorBudget,
   type DescriptorUsage,
   descriptorUsage,
+  watchDescriptors,
 } from "../../src/adapters/descriptors.js";
+import { FakeClock } from "../core/fakes.js";
 
 /** A usage the test sets, counting how often it is read. */
 function fakeUsage(open: number, limit: number) {
@@ -68,7 +70,7 @@ describe("DescriptorAlarm", () => {
       warn: log("warn"),
       error: log("error"),
     };
-    const alarm = new DescriptorAlarm(new DescriptorBudget({ reserve: 32 }), logger, read);
+    const alarm = new DescriptorAlarm(logger, 32, read);
     alarm.check();
     expect(lines).toEqual([]);
     state.open = 100;
@@ -82,5 +84,39 @@ describe("DescriptorAlarm", () => {
     state.open = 60;
     alarm.check();
     expect(lines.map(([level]) => level)).toEqual(["error", "info"]);
+  });
+});
+
+describe("watching the descriptors", () => {
+  const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+
+  it("looks once a minute while far from the limit, every 5 s past half of it", () => {
+    const clock = new FakeClock();
+    const { state, read } = fakeUsage(100, 1000);
+    const timer = watchDescriptors(clock, new DescriptorAlarm(quiet, 32, read));
+    clock.advance(59_999);
+    expect(state.reads).toBe(0);
+    clock.advance(1);
+    expect(state.reads).toBe(1);
+    state.open = 600;
+    clock.advance(60_000);
+    expect(state.reads).toBe(2);
+    clock.advance(5_000);
+    expect(state.reads).toBe(3);
+    state.open = 100;
+    clock.advance(5_000);
+    clock.advance(59_999);
+    expect(state.reads).toBe(4);
+    timer.cancel();
+    clock.advance(600_000);
+    expect(state.reads).toBe(4);
+  });
+
+  it("the alarm sees each listing the budget makes before a spawn", () => {
+    const { read } = fakeUsage(100, 128);
+    const seen: DescriptorUsage[] = [];
+    const budget = new DescriptorBudget({ reserve: 32, usage: read, onUsage: (u) => seen.push(u) });
+    expect(budget.refusal()).toBeDefined();
+    expect(seen).toEqual([{ open: 100, limit: 128 }]);
   });
 });
