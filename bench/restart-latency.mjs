@@ -27,8 +27,8 @@
 // Start-up time, memory of an empty daemon and idle CPU are bench/startup.mjs's.
 //
 // Output: a table on stdout, JSON in bench/results/restart-latency.json (-quick with --quick;
-// --cpu-prof and --daemon-node-arg runs get their own suffix). A full run takes about 6-8 min on
-// 2 cores. Everything it starts is stopped, by pid, and its temp dir removed, also on error and
+// --cpu-prof and --daemon-node-arg runs get their own suffix). A full run (800 rounds) should
+// take about 5 min on a quiet 2-core machine, a quick one under 30 s. Everything it starts is stopped, by pid, and its temp dir removed, also on error and
 // on SIGINT/SIGTERM (bench/lib/run.mjs).
 
 import { execFileSync } from "node:child_process";

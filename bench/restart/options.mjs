@@ -63,5 +63,5 @@ export function sizes(quick) {
   const common = { killTargets: 3, gapMs: 10, jitterMs: 5, concurrency: 50, resamples: 2000 };
   return quick
     ? { ...common, scales: [10, 100], rounds: 30, warmup: 5, listCalls: 50 }
-    : { ...common, scales: [10, 1000], rounds: 500, warmup: 20, listCalls: 200 };
+    : { ...common, scales: [10, 1000], rounds: 800, warmup: 20, listCalls: 200 };
 }
