@@ -14,8 +14,8 @@ export const PROBE_URL = new URL("./eld-probe.mjs", import.meta.url).href;
 export const PROBE_FILE = fileURLToPath(PROBE_URL);
 
 /**
- * The control of the probe in the daemon `pid`, its files in `dir` (created here; pass it to
- * the daemon as PROCMON_BENCH_PROBE_DIR). send(command) resolves with the probe's answer.
+ * The control of a daemon's probe, its files in `dir` (created here; `env` passes it to the
+ * daemon). send(pid, command) signals the daemon `pid` and resolves with the probe's answer.
  */
 export function probeControl(dir) {
   fs.mkdirSync(dir, { recursive: true });
@@ -106,4 +106,32 @@ export async function waitQuiet(pids, quietMs, timeoutMs) {
     }
   }
   return { ms: Date.now() - t0, quiet: false };
+}
+
+/** utime + stime of the threads of `pid` in clock ticks, summed by thread name (comm). */
+export function threadTicks(pid) {
+  const byName = {};
+  let tids = [];
+  try {
+    tids = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {}
+  for (const tid of tids) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      byName[comm] = (byName[comm] ?? 0) + Number(fields[11]) + Number(fields[12]);
+    } catch {}
+  }
+  return byName;
+}
+
+/** The threads whose ticks grew from `before` to `after`, and by how much. */
+export function ticksGrown(before, after) {
+  const grown = {};
+  for (const [comm, ticks] of Object.entries(after)) {
+    const d = ticks - (before[comm] ?? 0);
+    if (d > 0) grown[comm] = d;
+  }
+  return grown;
 }

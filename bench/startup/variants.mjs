@@ -10,7 +10,14 @@ import { startProcmond } from "../lib/daemon.mjs";
 import { CLK_TCK, idleCpu, procStatus, withFdLimit } from "../lib/machine.mjs";
 import { stopProc } from "../lib/run.mjs";
 import { names, pool } from "../lib/stamps.mjs";
-import { firstConnect, PROBE_URL, probeControl, waitQuiet } from "./control.mjs";
+import {
+  firstConnect,
+  PROBE_URL,
+  probeControl,
+  threadTicks,
+  ticksGrown,
+  waitQuiet,
+} from "./control.mjs";
 
 const now = () => process.hrtime.bigint();
 const msSince = (t0, t1 = now()) => Number(t1 - t0) / 1e6;
@@ -93,16 +100,23 @@ async function idleFigures(ctx, daemon, send, shim) {
   const settle = await waitQuiet(pids, 500, ctx.cfg.settleTimeoutMs);
   const idleRss = rss(pid, shim);
   const { memory } = await send("mem");
+  const threads = threadTicks(pid);
   const from = now();
   const [cpu, shimCpu] = await idleCpu(pids, ctx.cfg.idleSec);
   const to = now();
+  const byThread = ticksGrown(threads, threadTicks(pid));
   const gc = await send("gc");
   const ticks = (c) => (c ? Math.round(c.cpuSec * CLK_TCK) : undefined);
   return {
     settle,
     rss: idleRss,
     memory,
-    idle: { wallSec: cpu.wallSec, daemonTicks: ticks(cpu), shimTicks: ticks(shimCpu) },
+    idle: {
+      wallSec: cpu.wallSec,
+      daemonTicks: ticks(cpu),
+      daemonTicksByThread: byThread,
+      shimTicks: ticks(shimCpu),
+    },
     afterGc: { rssMB: procStatus(pid).rssMB, memory: gc.after },
     window: [from, to],
   };
@@ -116,7 +130,9 @@ export async function runAdd(ctx, spawner, prefix, label) {
   const pid = daemon.proc.pid;
   const shim = spawner === "shim" ? daemon.shimPid() : undefined;
   if (spawner === "shim" && !shim) throw new Error(`${label}: no procmon-shim child`);
-  const empty = { rss: rss(pid, shim), memory: (await send("mem")).memory };
+  // Empty: serving, no processes, and the start-up's own work (module loading, GC) over.
+  const settle = await waitQuiet(shim ? [pid, shim] : [pid], 500, cfg.settleTimeoutMs);
+  const empty = { settle, rss: rss(pid, shim), memory: (await send("mem")).memory };
   const tags = names(prefix, cfg.count);
   const stamped = board.all(tags, cfg.stampTimeoutMs);
   await send("start");
