@@ -70,16 +70,29 @@ function bucketP99(buckets) {
   return null;
 }
 
+/** A function that starts, once, the stalls of `tally.stallable` (none if `stallMs` is 0). */
+function staller(tally, stallMs) {
+  let stalling = false;
+  return () => {
+    if (stalling || stallMs <= 0) return;
+    stalling = true;
+    setInterval(() => {
+      tally.stallable.pause();
+      tally.summary.stalls++;
+      setTimeout(() => tally.stallable.resume(), stallMs);
+    }, STALL_PERIOD_MS).unref();
+  };
+}
+
 /** The reader's tally: onMessage(bytes), onStatus(code, message); `stallable` the stream. */
 function createTally(kind, api, until, stallMs) {
   const eld = monitorEventLoopDelay({ resolution: 1 });
   eld.enable();
   const lagBuckets = new Uint32Array(LAG_BUCKETS_MS + 1);
   const s = newSummary(kind);
-  const tally = { stallable: undefined };
+  const tally = { stallable: undefined, summary: s };
   let lastSeq = 0;
   let done = false;
-  let stalling = false;
   const finish = () => {
     if (done) return;
     done = true;
@@ -88,15 +101,7 @@ function createTally(kind, api, until, stallMs) {
     s.readerEldP99Ms = Math.round(eld.percentile(99) / 1e5) / 10;
     process.stdout.write(`${JSON.stringify({ summary: s })}\n`, () => process.exit(0));
   };
-  const startStalls = () => {
-    if (stalling || stallMs <= 0) return;
-    stalling = true;
-    setInterval(() => {
-      tally.stallable.pause();
-      s.stalls++;
-      setTimeout(() => tally.stallable.resume(), stallMs);
-    }, STALL_PERIOD_MS).unref();
-  };
+  const startStalls = staller(tally, stallMs);
   tally.onMessage = (bytes) => {
     if (done) return;
     const now = wallNow();
@@ -127,7 +132,6 @@ function createTally(kind, api, until, stallMs) {
     s.statusAtMs = wallNow();
     finish();
   };
-  tally.summary = s;
   return tally;
 }
 

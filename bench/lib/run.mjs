@@ -54,6 +54,26 @@ export async function waitFor(predicate, timeoutMs, what = "condition", stepMs =
   }
 }
 
+async function runHooks(hooks, log) {
+  for (const hook of hooks) {
+    try {
+      await hook();
+    } catch (err) {
+      log(`cleanup: ${err.message}`);
+    }
+  }
+}
+
+/** The last resort, from process.on("exit"): SIGKILL what is still tracked, remove `tmp`. */
+function killAtExit(tracked, tmp) {
+  for (const { proc } of tracked) {
+    try {
+      proc.kill("SIGKILL");
+    } catch {}
+  }
+  fs.rmSync(tmp, { recursive: true, force: true });
+}
+
 /** A run named `name`: its temp dir is $TMPDIR/procmon-`name`-XXXXXX. */
 export function createRun(name) {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `procmon-${name}-`));
@@ -83,16 +103,6 @@ export function createRun(name) {
     (first ? firstHooks : hooks).push(fn);
   };
 
-  const runHooks = async (list) => {
-    for (const hook of list) {
-      try {
-        await hook();
-      } catch (err) {
-        log(`cleanup: ${err.message}`);
-      }
-    }
-  };
-
   const stopTracked = async ({ proc, label, graceMs }) => {
     if (exited(proc)) return;
     log(`stopping ${label} (pid ${proc.pid})`);
@@ -110,22 +120,15 @@ export function createRun(name) {
   const cleanup = () => {
     cleaning ??= (async () => {
       aborter.abort();
-      await runHooks(firstHooks);
+      await runHooks(firstHooks, log);
       await Promise.all([...tracked].map(stopTracked));
-      await runHooks(hooks.reverse());
+      await runHooks(hooks.reverse(), log);
       fs.rmSync(tmp, { recursive: true, force: true });
     })();
     return cleaning;
   };
 
-  process.once("exit", () => {
-    for (const { proc } of tracked) {
-      try {
-        proc.kill("SIGKILL");
-      } catch {}
-    }
-    fs.rmSync(tmp, { recursive: true, force: true });
-  });
+  process.once("exit", () => killAtExit(tracked, tmp));
 
   for (const signal of ["SIGINT", "SIGTERM"]) {
     process.once(signal, () => {
