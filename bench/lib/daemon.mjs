@@ -48,6 +48,7 @@ function logTally(proc) {
  *   spawner    "shim" | "node" | undefined (the daemon's default)
  *   stateFile  false for --no-state-file; default `dir`/state.json
  *   args       more daemon flags (e.g. ["--config", file]); logLevel (default "warn")
+ *   stdout     where its stdout (its log) goes instead of a tallied pipe: "ignore" or an fd
  *   nodeArgs   flags for the daemon's node; children: raises the fd limit for that many
  *   wait       false to return at once (the caller measures the time to serving)
  */
@@ -72,7 +73,7 @@ export async function startProcmond(run, options = {}) {
   const proc = run.track(
     spawn(file, args, {
       cwd: ROOT,
-      stdio: ["ignore", "pipe", "pipe"],
+      stdio: ["ignore", options.stdout ?? "pipe", "pipe"],
       env: { ...process.env, ...options.env },
     }),
     label,

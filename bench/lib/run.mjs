@@ -4,9 +4,12 @@
 //   const run = createRun("restart-latency");
 //   await run.main(async () => { ... run.track(proc, "procmond") ... });
 //
-// and leaves nothing behind: each tracked process gets SIGTERM, then SIGKILL after its grace;
-// the cleanup hooks run (newest first, e.g. to kill leftover children by pid after checking
-// their command line); the temp dir is removed.
+// and leaves nothing behind: run.signal aborts; the `first` cleanup hooks run (oldest first, e.g.
+// to stop a load generator or SIGKILL a daemon on purpose); each tracked process gets SIGTERM,
+// then SIGKILL after its grace; the other cleanup hooks run (newest first, e.g. to kill leftover
+// children by pid after checking their command line); the temp dir is removed. Should the
+// process exit without that (process.exit from elsewhere, a cleanup cut short), its 'exit'
+// handler SIGKILLs the tracked processes still alive and removes the temp dir, as a last resort.
 
 import fs from "node:fs";
 import os from "node:os";
@@ -51,11 +54,33 @@ export async function waitFor(predicate, timeoutMs, what = "condition", stepMs =
   }
 }
 
+async function runHooks(hooks, log) {
+  for (const hook of hooks) {
+    try {
+      await hook();
+    } catch (err) {
+      log(`cleanup: ${err.message}`);
+    }
+  }
+}
+
+/** The last resort, from process.on("exit"): SIGKILL what is still tracked, remove `tmp`. */
+function killAtExit(tracked, tmp) {
+  for (const { proc } of tracked) {
+    try {
+      proc.kill("SIGKILL");
+    } catch {}
+  }
+  fs.rmSync(tmp, { recursive: true, force: true });
+}
+
 /** A run named `name`: its temp dir is $TMPDIR/procmon-`name`-XXXXXX. */
 export function createRun(name) {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `procmon-${name}-`));
   const tracked = new Set();
   const hooks = [];
+  const firstHooks = [];
+  const aborter = new AbortController();
   let cleaning;
 
   const log = (message) => {
@@ -70,9 +95,12 @@ export function createRun(name) {
     return proc;
   };
 
-  /** Runs `fn` at cleanup, after the tracked processes are stopped (newest hook first). */
-  const onCleanup = (fn) => {
-    hooks.push(fn);
+  /**
+   * Runs `fn` at cleanup, after the tracked processes are stopped (newest hook first); with
+   * `first`, before they are stopped (oldest first).
+   */
+  const onCleanup = (fn, { first = false } = {}) => {
+    (first ? firstHooks : hooks).push(fn);
   };
 
   const stopTracked = async ({ proc, label, graceMs }) => {
@@ -91,18 +119,16 @@ export function createRun(name) {
 
   const cleanup = () => {
     cleaning ??= (async () => {
+      aborter.abort();
+      await runHooks(firstHooks, log);
       await Promise.all([...tracked].map(stopTracked));
-      for (const hook of hooks.reverse()) {
-        try {
-          await hook();
-        } catch (err) {
-          log(`cleanup: ${err.message}`);
-        }
-      }
+      await runHooks(hooks.reverse(), log);
       fs.rmSync(tmp, { recursive: true, force: true });
     })();
     return cleaning;
   };
+
+  process.once("exit", () => killAtExit(tracked, tmp));
 
   for (const signal of ["SIGINT", "SIGTERM"]) {
     process.once(signal, () => {
@@ -125,5 +151,8 @@ export function createRun(name) {
     process.exit(failed ? 1 : 0);
   };
 
-  return { name, tmp, log, track, onCleanup, cleanup, main };
+  /** Aborted once cleanup starts: what a teardown interrupts is not a failure of the subject. */
+  const signal = aborter.signal;
+
+  return { name, tmp, log, track, onCleanup, cleanup, main, signal };
 }
