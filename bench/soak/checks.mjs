@@ -12,6 +12,8 @@ import { fmt, STATE_NAME } from "./workload.mjs";
 /** How long a /proc discrepancy may last (a killed group's members take a moment to die). */
 const PROC_SETTLE_MS = 1_500;
 const LIST_TIMEOUT_MS = 10_000;
+/** How long the processes of the state file may take to start once the socket is served. */
+const START_SETTLE_MS = 15_000;
 
 function statusOf(p) {
   if (p === undefined) return "absent";
@@ -95,7 +97,7 @@ export async function checkInvariants(soak, label) {
   const client = soak.daemons.current.client;
   let list;
   try {
-    list = (await client.listProcesses({ timeoutMs: LIST_TIMEOUT_MS })).processes;
+    list = await listStarted(client);
   } catch (err) {
     countCheck(soak, "list", false);
     addViolation(soak, "list", {
@@ -110,6 +112,28 @@ export async function checkInvariants(soak, label) {
   const registryOk = checkRegistry(soak, label, list);
   const procOk = await checkProc(soak, label, list);
   return instanceOk && registryOk && procOk;
+}
+
+/**
+ * A process whose start is due or under way: in backoff, its next_restart_at passed (a spawn
+ * shows as what it left until it is done; restart_delay is the next instant death's delay).
+ */
+const dueToStart = (p) =>
+  p.state === 2 &&
+  p.nextRestartAt !== undefined &&
+  Number(p.nextRestartAt.seconds) * 1000 + p.nextRestartAt.nanos / 1e6 <= Date.now();
+
+/**
+ * The registry once the daemon has started what it restored: it serves its socket first, its
+ * processes due to start show as BACKOFF, their start due, until then (START_SETTLE_MS at most).
+ */
+async function listStarted(client) {
+  const deadline = Date.now() + START_SETTLE_MS;
+  for (;;) {
+    const { processes } = await client.listProcesses({ timeoutMs: LIST_TIMEOUT_MS });
+    if (!processes.some(dueToStart) || Date.now() > deadline) return processes;
+    await sleep(20);
+  }
 }
 
 /** instance: the state file keeps its instance id. */
