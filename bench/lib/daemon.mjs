@@ -10,6 +10,8 @@ import { exited } from "./run.mjs";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 export const DAEMON_BIN = path.join(ROOT, "packages/daemon/bin/procmond.js");
+/** The node flags procmond runs with as deployed (its bin's shebang, the unit, npm start). */
+export const DEPLOYED_NODE_ARGS = ["--max-semi-space-size=4"];
 
 /** Tallies a daemon's pino lines: warnings, errors, the last 50 lines, and `onLine` hooks. */
 function logTally(proc) {
@@ -49,7 +51,8 @@ function logTally(proc) {
  *   stateFile  false for --no-state-file; default `dir`/state.json
  *   args       more daemon flags (e.g. ["--config", file]); logLevel (default "warn")
  *   stdout     where its stdout (its log) goes instead of a tallied pipe: "ignore" or an fd
- *   nodeArgs   flags for the daemon's node; children: raises the fd limit for that many
+ *   nodeArgs   flags for the daemon's node, after DEPLOYED_NODE_ARGS (deployedFlags: false
+ *              leaves those out; a later V8 flag wins); children: raises the fd limit for that many
  *   wait       false to return at once (the caller measures the time to serving)
  */
 export async function startProcmond(run, options = {}) {
@@ -67,7 +70,11 @@ export async function startProcmond(run, options = {}) {
     ...(options.spawner ? ["--spawner", options.spawner] : []),
     ...(options.args ?? []),
   ];
-  const nodeArgs = [...(options.nodeArgs ?? []), ...daemonArgs];
+  const nodeArgs = [
+    ...(options.deployedFlags === false ? [] : DEPLOYED_NODE_ARGS),
+    ...(options.nodeArgs ?? []),
+    ...daemonArgs,
+  ];
   const { file, args, raisedTo } = withFdLimit(nodeArgs, options.children ?? 100);
   const startedAt = process.hrtime.bigint();
   const proc = run.track(

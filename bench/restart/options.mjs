@@ -7,7 +7,8 @@ export const USAGE = `usage: node bench/restart-latency.mjs [--quick] [--prev=DI
   --quick                 smoke run: 30 restarts per variant, 10 and 100 processes (under a minute)
   --prev=DIR              also run DIR's procmond (another checkout, built) as "prev"
   --cpu-prof              run the daemons under node --cpu-prof; profiles kept in bench/results/prof/
-  --daemon-node-arg=ARG   pass ARG to every daemon's node (repeatable), e.g. --max-semi-space-size=4
+  --daemon-node-arg=ARG   pass ARG to every daemon's node (repeatable), after the deployed
+                          --max-semi-space-size=4 (a later V8 flag wins), e.g. --max-semi-space-size=16
   -h, --help              show this help`;
 
 /** A usage error: main prints its message and the usage, and exits 2. */
