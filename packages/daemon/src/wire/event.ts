@@ -1,5 +1,5 @@
 // Core events in their wire form (protobuf-es messages). The output lines'
-// hand encoder (transport/event-encoding.ts) writes the same bytes faster.
+// hand encoder (wire/event-encoding.ts) writes the same bytes faster.
 import { create } from "@bufbuild/protobuf";
 import {
   type Event,
