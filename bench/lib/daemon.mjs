@@ -2,6 +2,7 @@
 // never the production paths), with its JSON log tallied, tracked for cleanup.
 
 import { spawn } from "node:child_process";
+import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { createClient } from "@procmon/client";
@@ -50,6 +51,8 @@ function logTally(proc) {
  *   args       more daemon flags (e.g. ["--config", file]); logLevel (default "warn")
  *   nodeArgs   flags for the daemon's node; children: raises the fd limit for that many
  *   wait       false to return at once (the caller measures the time to serving)
+ *   stdout     a file (e.g. "/dev/null") for the daemon's stdout instead of a pipe to this
+ *              process (its log lines are then not tallied; stderr still is)
  */
 export async function startProcmond(run, options = {}) {
   const label = options.label ?? "procmond";
@@ -68,15 +71,17 @@ export async function startProcmond(run, options = {}) {
   ];
   const nodeArgs = [...(options.nodeArgs ?? []), ...daemonArgs];
   const { file, args, raisedTo } = withFdLimit(nodeArgs, options.children ?? 100);
+  const stdout = options.stdout ? fs.openSync(options.stdout, "w") : "pipe";
   const startedAt = process.hrtime.bigint();
   const proc = run.track(
     spawn(file, args, {
       cwd: ROOT,
-      stdio: ["ignore", "pipe", "pipe"],
+      stdio: ["ignore", stdout, "pipe"],
       env: { ...process.env, ...options.env },
     }),
     label,
   );
+  if (stdout !== "pipe") fs.closeSync(stdout);
   const log = logTally(proc);
   const client = createClient({ socket });
   run.onCleanup(() => client.close());
