@@ -21,10 +21,11 @@
 // (fan-out delivery p99 <= 50 ms calm, <= 250 ms storm; output to one subscriber, shim >= 5x
 // node); with --prev, the current-node/prev ratios. The JSON (bench/results/events.json, or
 // events-quick.json with --quick) holds them with the load average at start and end and every
-// daemon's command line. A full run takes about 6 min per variant on a quiet 2-core machine, a
-// quick one about 25 s per variant. Everything it starts is stopped by pid and its temp dir
-// removed, also on error and on SIGINT/SIGTERM (bench/lib/run.mjs; daemon children left by a
-// daemon that did not stop are found by a marker in their environment).
+// daemon's command line. A quick run takes about 30 s per variant on a 2-core machine; a full
+// one, going by its sizes (none was run yet), 4-5 min per variant. Everything it starts is
+// stopped by pid and its temp dir removed, also on error and on SIGINT/SIGTERM
+// (bench/lib/run.mjs; daemon children left by a daemon that did not stop are found by a marker
+// in their environment).
 
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";

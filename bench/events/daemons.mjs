@@ -19,7 +19,10 @@ async function spawnerOf(client) {
     const info = await client.getDaemonInfo({ timeoutMs: 5_000 });
     return { spawner: SPAWNERS[info.spawner] ?? String(info.spawner), shimPid: info.shimPid };
   } catch (err) {
-    return { spawner: "node (no GetDaemonInfo)", error: err.code ?? err.message };
+    return {
+      spawner: "node (no GetDaemonInfo)",
+      getDaemonInfoError: String(err.message).slice(0, 120),
+    };
   }
 }
 
