@@ -58,7 +58,7 @@ static void format_line(char *line, long size, unsigned long long number) {
 
 int main(int argc, char **argv) {
   if (argc < 5) {
-    fprintf(stderr, "usage: linewriter SIZE COUNT RATE REPORT\n");
+    fprintf(stderr, "usage: linewriter SIZE COUNT RATE REPORT [hold]\n");
     return 2;
   }
   long size = atol(argv[1]);

@@ -2,6 +2,7 @@
 // never the production paths), with its JSON log tallied, tracked for cleanup.
 
 import { spawn } from "node:child_process";
+import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { createClient } from "@procmon/client";
@@ -50,7 +51,8 @@ function logTally(proc) {
  *   spawner    "shim" | "node" | undefined (the daemon's default)
  *   stateFile  false for --no-state-file; default `dir`/state.json
  *   args       more daemon flags (e.g. ["--config", file]); logLevel (default "warn")
- *   stdout     where its stdout (its log) goes instead of a tallied pipe: "ignore" or an fd
+ *   stdout     where its stdout (its log) goes instead of a tallied pipe: "ignore", an fd, or a
+ *              file (e.g. "/dev/null"); its log lines are then not tallied (stderr still is)
  *   nodeArgs   flags for the daemon's node, after DEPLOYED_NODE_ARGS (deployedFlags: false
  *              leaves those out; a later V8 flag wins); children: raises the fd limit for that many
  *   wait       false to return at once (the caller measures the time to serving)
@@ -76,15 +78,19 @@ export async function startProcmond(run, options = {}) {
     ...daemonArgs,
   ];
   const { file, args, raisedTo } = withFdLimit(nodeArgs, options.children ?? 100);
+  // A file is opened for the child and closed here once it has its copy.
+  const opensFile = typeof options.stdout === "string" && options.stdout !== "ignore";
+  const stdout = opensFile ? fs.openSync(options.stdout, "w") : (options.stdout ?? "pipe");
   const startedAt = process.hrtime.bigint();
   const proc = run.track(
     spawn(file, args, {
       cwd: ROOT,
-      stdio: ["ignore", options.stdout ?? "pipe", "pipe"],
+      stdio: ["ignore", stdout, "pipe"],
       env: { ...process.env, ...options.env },
     }),
     label,
   );
+  if (opensFile) fs.closeSync(stdout);
   const log = logTally(proc);
   const client = createClient({ socket });
   run.onCleanup(() => client.close());
