@@ -212,11 +212,21 @@ describe("a clean restart (SIGTERM)", () => {
     await expectExactlyOnce(d2, stateFile, before.values());
     expect(readState(stateFile).instance).toBe(instance);
 
-    // The new daemon's first event (a restored process starting) is last+1.
+    // The new daemon's first event is last+1: a restored process due to start
+    // (the socket is served first, so it is in backoff, its start due now), then
+    // its start.
     const resumed = await openWatch(d2.socket, { afterSeq: last });
     const first = await resumed.waitForEvent(() => true);
     expect(first.seq).toBe(last + 1n);
-    expect(first.kind.case).toBe("started");
+    expect(first.kind.case).toBe("restartScheduled");
+    if (first.kind.case === "restartScheduled") {
+      expect(first.kind.value.delay?.seconds ?? 0n).toBe(0n);
+      expect(first.kind.value.delay?.nanos ?? 0).toBe(0);
+    }
+    const start = await resumed.waitForEvent(
+      (e) => e.process === first.process && e.kind.case === "started",
+    );
+    expect(start.seq).toBeGreaterThan(first.seq);
     // Before its start is gone: OUT_OF_RANGE.
     await expectOutOfRange(d2, last - 1n);
   });

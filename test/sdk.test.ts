@@ -684,7 +684,8 @@ describe.concurrent("watch() across broken streams and daemon restarts", () => {
 
     const d2 = await startOnShared(socket, stateFile);
     daemons.unshift(d2);
-    // The restored processes start first (last+1, last+2), then what we do.
+    // The restored processes come first (due to start at last+1 and last+2,
+    // then their starts), then what we do.
     await waitFor(() => c.listProcesses().then(() => true), 5_000);
     await c.restartProcess("a");
     await all.until(
@@ -697,10 +698,11 @@ describe.concurrent("watch() across broken streams and daemon restarts", () => {
     expectConsecutive(all.events, lastEventSeq + 1n);
     const after = all.events.filter((e) => e.seq > last);
     expect(after[0]?.seq).toBe(last + 1n);
+    expect(kinds(after.slice(0, 2)).sort()).toEqual(["a restartScheduled", "b restartScheduled"]);
     expect(kinds(after)).toEqual(
       expect.arrayContaining(["a started", "b started", "a stopping", "a exited"]),
     );
-    expect(after).toHaveLength(5);
+    expect(after).toHaveLength(7);
     // It reconnected (failing while no daemon listened) and resumed exactly after `last`.
     expect(attempts.some((a) => a.error?.code === Code.UNAVAILABLE)).toBe(true);
     expect(attempts.filter((a) => a.afterSeq === last).length).toBeGreaterThanOrEqual(1);
