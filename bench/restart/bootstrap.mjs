@@ -3,19 +3,7 @@
 // rounds (with replacement) and takes both variants' samples of the drawn rounds, keeping the
 // noise they shared. The generator is seeded, so the same samples give the same interval.
 
-import { percentile } from "../lib/stats.mjs";
-
-/** mulberry32: a small seeded PRNG returning floats in [0, 1). */
-function random(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { percentile, seededRandom } from "../lib/stats.mjs";
 
 const ascending = (a, b) => a - b;
 
@@ -38,7 +26,7 @@ export function ratioInterval(a, b, ps, resamples = 2000, seed = 11) {
     percentile(drawn.map((x) => x[0]).sort(ascending), p) /
     percentile(drawn.map((x) => x[1]).sort(ascending), p);
   const draws = Object.fromEntries(ps.map((p) => [p, []]));
-  const next = random(seed);
+  const next = seededRandom(seed);
   for (let r = 0; r < resamples; r++) {
     const drawn = Array.from({ length: n }, () => pairs[Math.floor(next() * n)]);
     for (const p of ps) draws[p].push(ratioOf(drawn, p));
