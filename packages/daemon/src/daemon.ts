@@ -110,7 +110,10 @@ export async function startDaemon(
     const bus = new EventBus();
     const events = new EventLog(clock, options.retention, BigInt(saved?.seqReservedUpTo ?? "0"));
     const alarm = new DescriptorAlarm(logger);
-    const descriptors = new DescriptorBudget({ onUsage: (usage) => alarm.observe(usage) });
+    const descriptors = new DescriptorBudget({
+      reserve: alarm.reserve,
+      onUsage: (usage) => alarm.observe(usage),
+    });
     let lost: (why: string) => void = () => {};
     const failed = new Promise<string>((resolve) => {
       lost = resolve;

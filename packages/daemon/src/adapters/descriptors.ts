@@ -1,5 +1,5 @@
 import { readdirSync, readFileSync } from "node:fs";
-import type { Clock, Timer } from "../core/clock.js";
+import { type Clock, repeat, type Timer } from "../core/clock.js";
 import type { Logger } from "../core/logger.js";
 
 /** How many of its file descriptors a process uses, against its soft limit. */
@@ -133,7 +133,8 @@ export class DescriptorAlarm {
 
   constructor(
     private readonly logger: Logger,
-    private readonly reserve: number = DESCRIPTOR_RESERVE,
+    /** The descriptors kept for clients; the daemon gives its budget the same. */
+    readonly reserve: number = DESCRIPTOR_RESERVE,
     private readonly usage: () => DescriptorUsage = descriptorUsage,
   ) {}
 
@@ -170,10 +171,5 @@ export function watchDescriptors(
   farMs = 60_000,
   nearMs = 5_000,
 ): Timer {
-  let timer: Timer;
-  const look = () => {
-    timer = clock.setTimer(alarm.check() ? nearMs : farMs, look);
-  };
-  timer = clock.setTimer(farMs, look);
-  return { cancel: () => timer.cancel() };
+  return repeat(clock, farMs, () => (alarm.check() ? nearMs : farMs));
 }

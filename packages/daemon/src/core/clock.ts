@@ -20,11 +20,18 @@ export interface Clock {
 
 /** Runs `fn` every `intervalMs` on `clock` until cancelled. */
 export function every(clock: Clock, intervalMs: number, fn: () => void): Timer {
+  return repeat(clock, intervalMs, () => {
+    fn();
+    return intervalMs;
+  });
+}
+
+/** Runs `fn` after `firstMs`, then again after each delay it returns, until cancelled. */
+export function repeat(clock: Clock, firstMs: number, fn: () => number): Timer {
   let timer: Timer;
   const tick = () => {
-    fn();
-    timer = clock.setTimer(intervalMs, tick);
+    timer = clock.setTimer(fn(), tick);
   };
-  timer = clock.setTimer(intervalMs, tick);
+  timer = clock.setTimer(firstMs, tick);
   return { cancel: () => timer.cancel() };
 }
