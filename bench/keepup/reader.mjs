@@ -8,7 +8,7 @@
 // time), until PROCESS's `exited` event or the end of the stream. It prints {"ready":true} once
 // the stream is open, then {"summary":{...}} and exits. The readers:
 //   grpc   a grpc-js client with a 1 MiB HTTP/2 window, as the SDK's, decoding seq, time and
-//          kind by hand;
+//          kind by hand (bench/events/decoder.mjs, the fan-out subscribers' decoder);
 //   http2  plain node:http2 with a 1 MiB window, never paused, parsing the gRPC frames itself.
 // STALL_MS > 0: once the first message is in, the reader stops reading for STALL_MS every 2 s (its
 // stream paused), as a reader's GC pause or a busy core would: the slack a daemon gives a
@@ -17,7 +17,7 @@
 import http2 from "node:http2";
 import net from "node:net";
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
-import { peek } from "./wire.mjs";
+import { createDecoder } from "../events/decoder.mjs";
 
 const WATCH_PATH = "/procmon.v1.ProcessMonitor/WatchEvents";
 const FLOW_CONTROL_WINDOW_BYTES = 1024 * 1024;
@@ -27,15 +27,22 @@ const LAG_BUCKETS_MS = 60_000;
 
 const wallNow = () => performance.timeOrigin + performance.now();
 
-/** The request's bytes and the field numbers of the output and exited events. */
+/** The request's bytes, the events' decoder and the field numbers of the output and exited events. */
 async function loadApi() {
   const { ProcessMonitor, WatchEventsRequestSchema } = await import("@procmon/client/api");
   const { create, toBinary } = await import("@bufbuild/protobuf");
-  const eventFields = ProcessMonitor.method.watchEvents.output.field.event.message.field;
+  const eventSchema = ProcessMonitor.method.watchEvents.output.field.event.message;
+  const eventFields = eventSchema.field;
   const request = Buffer.from(
     toBinary(WatchEventsRequestSchema, create(WatchEventsRequestSchema, { includeOutput: true })),
   );
-  return { request, OUTPUT: eventFields.output.number, EXITED: eventFields.exited.number };
+  const { decode } = createDecoder(eventSchema);
+  return {
+    request,
+    decode,
+    OUTPUT: eventFields.output.number,
+    EXITED: eventFields.exited.number,
+  };
 }
 
 function newSummary(kind) {
@@ -105,7 +112,7 @@ function createTally(kind, api, until, stallMs) {
   tally.onMessage = (bytes) => {
     if (done) return;
     const now = wallNow();
-    const ev = peek(bytes);
+    const ev = api.decode(bytes);
     s.events++;
     startStalls();
     if (s.firstSeq === null) {
