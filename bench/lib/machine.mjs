@@ -38,12 +38,24 @@ export function alive(pid) {
   }
 }
 
+/**
+ * A /proc/PID/stat (or task/TID/stat) line: its comm, and the fields after it, from field 3
+ * (state) on: fields[0] is the state, [1] ppid, [2] pgid, [11] utime, [12] stime, [19] starttime.
+ */
+export function parseStat(line) {
+  const close = line.lastIndexOf(")");
+  return {
+    comm: line.slice(line.indexOf("(") + 1, close),
+    fields: line.slice(close + 2).split(" "),
+  };
+}
+
+/** utime + stime in clock ticks, of a parsed stat line's `fields`. */
+export const ticksInStat = (fields) => Number(fields[11]) + Number(fields[12]);
+
 /** utime + stime of `pid`, in clock ticks. */
 export function cpuTicks(pid) {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // fields[0] is field 3 (state): utime is field 14, stime field 15.
-  return Number(fields[11]) + Number(fields[12]);
+  return ticksInStat(parseStat(fs.readFileSync(`/proc/${pid}/stat`, "utf8")).fields);
 }
 
 /** utime + stime of `pid`, in seconds; NaN once it is gone. */

@@ -1,6 +1,7 @@
 // The soak's view of /proc: the processes carrying this run's instance marker.
 
 import fs from "node:fs";
+import { parseStat } from "../lib/machine.mjs";
 
 /** state, ppid, pgid and start time of `pid` (from /proc/PID/stat), undefined once it is gone. */
 export function readStat(pid) {
@@ -10,7 +11,7 @@ export function readStat(pid) {
   } catch {
     return undefined;
   }
-  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  const { fields } = parseStat(text);
   return {
     state: fields[0],
     ppid: Number(fields[1]),

@@ -7,7 +7,7 @@ import net from "node:net";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import { cpuTicks } from "../lib/machine.mjs";
+import { cpuTicks, parseStat, ticksInStat } from "../lib/machine.mjs";
 import { waitFor } from "../lib/run.mjs";
 
 export const PROBE_URL = new URL("./eld-probe.mjs", import.meta.url).href;
@@ -117,10 +117,8 @@ export function threadTicks(pid) {
   } catch {}
   for (const tid of tids) {
     try {
-      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
-      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      byName[comm] = (byName[comm] ?? 0) + Number(fields[11]) + Number(fields[12]);
+      const { comm, fields } = parseStat(fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8"));
+      byName[comm] = (byName[comm] ?? 0) + ticksInStat(fields);
     } catch {}
   }
   return byName;
