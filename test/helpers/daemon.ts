@@ -345,11 +345,15 @@ export function runProcmond(
   options: { readonly cwd?: string; readonly timeoutMs?: number } = {},
 ): Promise<DaemonRun> {
   return new Promise((resolveRun, reject) => {
-    // Never the machine's default state file: a daemon that fails must not touch it either.
+    // Never the machine's default state file or socket (its directory, /run/procmon, is
+    // created before a refusal at start): a daemon that fails must not touch them either.
     const stateArgs = args.some((a) => a.startsWith("--state-file") || a === "--no-state-file")
       ? []
       : ["--no-state-file"];
-    const child = spawn(process.execPath, [PROCMOND_BIN, ...stateArgs, ...args], {
+    const socketArgs = args.some((a) => a === "--socket" || a.startsWith("--socket="))
+      ? []
+      : ["--socket", join(makeTempDir(), "procmon.sock")];
+    const child = spawn(process.execPath, [PROCMOND_BIN, ...stateArgs, ...socketArgs, ...args], {
       cwd: options.cwd ?? ROOT,
       env: childEnv(env),
       stdio: ["ignore", "pipe", "pipe"],
