@@ -17,7 +17,14 @@ import {
   stopping,
 } from "./process-state.js";
 import { decide, isInstantDeath, type Requested } from "./restart-policy.js";
-import { type Child, type ChildExit, SpawnError, type Spawner } from "./spawner.js";
+import {
+  type Child,
+  type ChildExit,
+  type ChildHandlers,
+  type FoundRun,
+  SpawnError,
+  type Spawner,
+} from "./spawner.js";
 import type { ExitStatus, StopReason } from "./types.js";
 
 /** What the lifecycle asks of the registry that holds the entries. */
@@ -66,20 +73,20 @@ export class Lifecycle {
     let child: Child | undefined;
     let answer: Child | undefined;
     try {
-      answer = this.spawner.spawn(spec, {
-        onExit: (exit) => {
-          if (child) this.onExit(entry, child, exit);
+      answer = this.spawner.spawn(
+        spec,
+        {
+          onExit: (exit) => {
+            if (child) this.onExit(entry, child, exit);
+          },
+          onOutput: this.outputOf(entry),
+          onSpawned: (outcome) => {
+            if (!(outcome instanceof SpawnError)) child = outcome;
+            this.spawned(entry, outcome);
+          },
         },
-        onOutput: (stream, line, partial) => {
-          if (this.host.isRegistered(entry)) {
-            this.emit({ process: spec.name, kind: "output", stream, line, partial });
-          }
-        },
-        onSpawned: (outcome) => {
-          if (!(outcome instanceof SpawnError)) child = outcome;
-          this.spawned(entry, outcome);
-        },
-      });
+        { restartCount: entry.restartCount, lastExit: entry.lastExit },
+      );
     } catch (err) {
       this.spawnFailed(entry, err);
       return;
@@ -91,6 +98,33 @@ export class Lifecycle {
     }
     child = answer;
     this.enter(entry, running(child, this.clock.now()));
+  }
+
+  /**
+   * Takes over a run an earlier daemon started (`entry` is new, stopped): it
+   * is running, as it was, with no event (nothing changed for a watcher), its
+   * restart count and last exit as that daemon recorded them. A run that ended
+   * meanwhile reports its exit next, and the restart rule follows.
+   */
+  adopt(entry: Entry, found: FoundRun): void {
+    const { child } = found;
+    entry.restartCount = found.record?.restartCount ?? entry.restartCount;
+    entry.lastExit = found.record?.lastExit;
+    entry.startedAtWall = found.startedAtWallMs;
+    const ranMs = Math.max(0, this.clock.wallNow() - found.startedAtWallMs);
+    entry.state = running(child, this.clock.now() - ranMs);
+    found.bind({
+      onExit: (exit) => this.onExit(entry, child, exit),
+      onOutput: this.outputOf(entry),
+    });
+  }
+
+  private outputOf(entry: Entry): ChildHandlers["onOutput"] {
+    return (stream, line, partial) => {
+      if (this.host.isRegistered(entry)) {
+        this.emit({ process: entry.spec.name, kind: "output", stream, line, partial });
+      }
+    };
   }
 
   /** The answer of a spawn that came later: the process runs, or its failure is decided. */
@@ -120,7 +154,7 @@ export class Lifecycle {
       this.logger.warn({ process: entry.spec.name, pid: child.pid }, "exit of an unknown child");
       return;
     }
-    const uptimeMs = Math.max(0, Math.round(this.clock.now() - state.startedAt));
+    const uptimeMs = Math.max(0, Math.round(exit.uptimeMs ?? this.clock.now() - state.startedAt));
     const status: ExitStatus = { code: exit.code, signal: exit.signal, uptimeMs };
     entry.lastExit = status;
     const requested = state.kind === "stopping" ? state.after : undefined;

@@ -1,4 +1,4 @@
-import type { RunSpec } from "./types.js";
+import type { ExitStatus, RunSpec } from "./types.js";
 
 /** Which pipe a line of output came from. */
 export type OutputStreamName = "stdout" | "stderr";
@@ -12,6 +12,42 @@ export interface ChildExit {
   readonly code: number | null;
   /** The signal's name (`"SIGKILL"`), when a signal ended it. */
   readonly signal: string | null;
+  /**
+   * How long the run lasted, when the spawner knows it better than the core's
+   * clock can (a run that ended while no daemon was attached).
+   */
+  readonly uptimeMs?: number;
+}
+
+/**
+ * What a later daemon needs to take over a run it did not start: a spawner
+ * whose children outlive the daemon keeps it with the child.
+ */
+export interface RunRecord {
+  /** The process's restart count when this run was started. */
+  readonly restartCount: number;
+  /** How the run before it ended. */
+  readonly lastExit: ExitStatus | undefined;
+}
+
+/**
+ * A run that an earlier daemon started and the spawner still holds: alive,
+ * or ended while no daemon was attached (its exit is reported once it is bound).
+ */
+export interface FoundRun {
+  /** The process name it was spawned for. */
+  readonly name: string;
+  readonly child: Child;
+  /** Wall-clock ms of its start. */
+  readonly startedAtWallMs: number;
+  /** What its daemon recorded; undefined if it could not be read. */
+  readonly record: RunRecord | undefined;
+  /** True if it has exited already. */
+  readonly exited: boolean;
+  /** False if `spec` asks for another command, environment, directory or ids than it runs. */
+  runs(spec: RunSpec): boolean;
+  /** Gives the run its handlers: what it wrote and its exit, held until now, follow in order. */
+  bind(handlers: Omit<ChildHandlers, "onSpawned">): void;
 }
 
 /** What to run; the name may be left out where no child needs PROCMON_NAME (tests). */
@@ -55,9 +91,10 @@ export interface Spawner {
   /**
    * Starts a child in a new process group. Returns it when it is known at once;
    * undefined when the answer comes later, through `handlers.onSpawned`.
+   * `record` is kept with the child by a spawner whose children outlive the daemon.
    * @throws SpawnError when the process cannot be started (ENOENT, EACCES, EMFILE...).
    */
-  spawn(request: SpawnRequest, handlers: ChildHandlers): Child | undefined;
+  spawn(request: SpawnRequest, handlers: ChildHandlers, record?: RunRecord): Child | undefined;
 }
 
 /** A child that could not be started; the core treats it as an instant death. */

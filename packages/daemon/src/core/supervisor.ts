@@ -6,7 +6,7 @@ import { Lifecycle } from "./lifecycle.js";
 import { type Logger, silentLogger } from "./logger.js";
 import { childOf, type Entry, newEntry, type Stopping, stopped, viewOf } from "./process-state.js";
 import type { Requested } from "./restart-policy.js";
-import type { Spawner } from "./spawner.js";
+import type { FoundRun, Spawner } from "./spawner.js";
 import type { Intent, ProcessSource, ProcessSpec, ProcessView } from "./types.js";
 
 /** What the supervisor needs from the outside world. */
@@ -77,6 +77,33 @@ export class Supervisor {
     launch = true,
   ): ProcessView {
     return this.register(spec, intent, source, false, launch);
+  }
+
+  /**
+   * Registers a process a previous daemon had, taking over its run that the
+   * spawner still holds (`found`): it keeps running with the same pid, with no
+   * event. One that should be stopped is stopped now; one whose run no longer
+   * matches its spec (changed just before that daemon died) is restarted.
+   */
+  adopt(spec: ProcessSpec, intent: Intent, source: ProcessSource, found: FoundRun): ProcessView {
+    this.refuseWhileShuttingDown();
+    if (this.entries.has(spec.name)) {
+      throw new ProcmonError("already_exists", `process "${spec.name}" already exists`);
+    }
+    const entry = newEntry(spec, intent, source);
+    this.entries.set(spec.name, entry);
+    this.lifecycle.adopt(entry, found);
+    if (found.exited) return viewOf(entry);
+    if (intent === "stopped") {
+      this.stopEntry(entry, "stop").catch(() => {});
+    } else if (!found.runs(spec)) {
+      this.logger.info(
+        { process: spec.name },
+        "its spec changed before the last daemon died: restarting",
+      );
+      this.restartEntry(entry).catch(() => {});
+    }
+    return viewOf(entry);
   }
 
   /** True if a process of that name is registered (one being removed included). */
