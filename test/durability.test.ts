@@ -2,7 +2,7 @@
 // daemons on real sockets and real children. After any restart every
 // registered process that should run runs exactly once, counted by the
 // PROCMON_INSTANCE marker in /proc, and nothing from before is left alive.
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Code, type ProcessSpecInit } from "@procmon/client";
 import { State } from "@procmon/client/api";
@@ -11,6 +11,7 @@ import {
   cleanupAll,
   makeTempDir,
   type Procmond,
+  ROOT,
   runProcmond,
   startProcmond,
   waitFor,
@@ -153,10 +154,22 @@ async function expectExactlyOnce(
     expect({ ...old, alive: stillAlive(old) }).toEqual({ ...old, alive: false });
 }
 
-/** Kills the daemon with SIGKILL: its children stay behind, as after a crash. */
+/**
+ * Kills the daemon with SIGKILL. Spawning from Node (startOnNode), its
+ * children stay behind, as after a crash, for the next daemon's sweep. With
+ * the shim, they outlive it (survival.test.ts), unless the shim is killed too.
+ */
 async function crash(d: Procmond): Promise<void> {
   expect(await d.stop("SIGKILL")).toBeNull();
 }
+
+/** The shim a daemon started (from its "procmond listening" line). */
+const shimOf = (d: Procmond) =>
+  d.logs.find((l) => typeof l.shimPid === "number")?.shimPid as number | undefined;
+
+/** A daemon spawning from Node: nothing of its survives it but what the next one sweeps. */
+const startOnNode = (stateFile: string) =>
+  startProcmond(["--state-file", stateFile, "--spawner", "node", ...TIMINGS]);
 
 /** Expects WatchEvents after `afterSeq` to end with OUT_OF_RANGE (headers come first, then the status). */
 async function expectOutOfRange(d: Procmond, afterSeq: bigint): Promise<void> {
@@ -291,10 +304,10 @@ describe("an unusable state file", () => {
 
 // ---------------------------------------------------------------- kill -9
 
-describe("after kill -9 and a restart on the same state file", () => {
+describe("after kill -9 and a restart on the same state file (spawning from Node)", () => {
   it("mid-life: each process runs exactly once, stopped ones stay stopped, seqs jump", async () => {
     const stateFile = newStateFile();
-    const d1 = await startOn(stateFile);
+    const d1 = await startOnNode(stateFile);
     for (const name of ["a", "b", "idle"]) await d1.client.addProcess(sleeper(name));
     await d1.client.addProcess(stubborn("tough"));
     await d1.client.stopProcess("idle");
@@ -309,7 +322,7 @@ describe("after kill -9 and a restart on the same state file", () => {
     const reserved = BigInt(readState(stateFile).seqReservedUpTo);
     expect(reserved).toBeGreaterThan(lastSeq);
 
-    const d2 = await startOn(stateFile);
+    const d2 = await startOnNode(stateFile);
     await expectExactlyOnce(d2, stateFile, first.values());
     expect(intents(stateFile)).toEqual({
       a: "running",
@@ -328,7 +341,7 @@ describe("after kill -9 and a restart on the same state file", () => {
 
   it("during a restart and during a stop of processes that ignore SIGTERM", async () => {
     const stateFile = newStateFile();
-    const d1 = await startOn(stateFile);
+    const d1 = await startOnNode(stateFile);
     await d1.client.addProcess(sleeper("plain"));
     const restarted = await d1.client.addProcess(stubborn("restarted"));
     const stopped = await d1.client.addProcess(stubborn("stopped"));
@@ -358,7 +371,7 @@ describe("after kill -9 and a restart on the same state file", () => {
     expect(stillAlive(procId(restarted.pid))).toBe(true);
     expect(stillAlive(procId(stopped.pid))).toBe(true);
 
-    const d2 = await startOn(stateFile);
+    const d2 = await startOnNode(stateFile);
     await expectExactlyOnce(d2, stateFile, before.values());
     // The stop was never answered, but its intent was on disk before the wait for the exit.
     expect(intents(stateFile)).toEqual({
@@ -376,3 +389,27 @@ describe("after kill -9 and a restart on the same state file", () => {
     expect(swept).toBeGreaterThanOrEqual(1_900);
   });
 });
+
+describe.runIf(existsSync(join(ROOT, "packages/daemon/native/build/procmon-shim")))(
+  "after kill -9 of the daemon and its shim together",
+  () => {
+    it("the state file's intents are honoured as in v1: each process that should run runs once, anew", async () => {
+      const stateFile = newStateFile();
+      const d1 = await startOn(stateFile);
+      for (const name of ["a", "b", "idle"]) await d1.client.addProcess(sleeper(name));
+      await d1.client.stopProcess("idle");
+      const first = await runningIds(d1);
+      const shimPid = shimOf(d1);
+      expect(shimPid).toBeTypeOf("number");
+      await crash(d1);
+      process.kill(shimPid as number, "SIGKILL");
+      // Its children die with it.
+      for (const old of first.values()) await waitFor(() => !stillAlive(old), 5_000);
+
+      const d2 = await startOn(stateFile);
+      await expectExactlyOnce(d2, stateFile, first.values());
+      const info = await d2.client.getDaemonInfo();
+      expect(info.shimPid).not.toBe(shimPid);
+    });
+  },
+);

@@ -95,6 +95,8 @@ export interface DaemonRun {
 
 const live = new Set<Procmond>();
 const tempDirs = new Set<string>();
+/** Every procmon-shim a daemon of the tests logged: a daemon killed, or detached, leaves its shim. */
+const shims = new Set<number>();
 
 /** A fresh temp dir, removed by {@link cleanupAll}. */
 export function makeTempDir(prefix = "procmon-it-"): string {
@@ -278,7 +280,6 @@ export async function startProcmond(
     async cleanup() {
       if (cleaned) return;
       cleaned = true;
-      live.delete(handle);
       client.close();
       let code: number | null = null;
       try {
@@ -290,6 +291,10 @@ export async function startProcmond(
       // A daemon that did not shut down cleanly may leave its children behind:
       // end the groups it started and never saw exit, and no other process.
       if (code !== 0) killLeftoverChildren(logs);
+      for (const line of logs) if (typeof line.shimPid === "number") shims.add(line.shimPid);
+      live.delete(handle);
+      // Only once no daemon of the tests runs: a later daemon may have attached to this one's shim.
+      if (live.size === 0) killStrayShims();
       rmSync(dir, { recursive: true, force: true });
       tempDirs.delete(dir);
     },
@@ -318,6 +323,28 @@ export async function startProcmond(
     );
   }
   return handle;
+}
+
+/**
+ * Kills the shims the tests' daemons left (checked by their command line: a
+ * pid may have been reused); their children die with them.
+ */
+export function killStrayShims(): void {
+  for (const pid of shims) {
+    shims.delete(pid);
+    let command = "";
+    try {
+      command = readFileSync(`/proc/${pid}/cmdline`, "latin1");
+    } catch {
+      continue;
+    }
+    if (!command.includes("procmon-shim")) continue;
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // Gone in between.
+    }
+  }
 }
 
 /** The pids of the children the daemon logged as started and never as exited. */
@@ -381,6 +408,7 @@ export function runProcmond(
 /** Stops every daemon still running and removes every temp dir: for afterEach/afterAll. */
 export async function cleanupAll(): Promise<void> {
   await Promise.all([...live].map((d) => d.cleanup()));
+  killStrayShims();
   for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
   tempDirs.clear();
 }

@@ -3,6 +3,7 @@ import type { PersistedState, ProcessSource, StateFileWriter } from "./adapters/
 import { ProcmonError } from "./core/errors.js";
 import type { Logger } from "./core/logger.js";
 import { quote } from "./core/quote.js";
+import type { FoundRun } from "./core/spawner.js";
 import {
   normaliseSpec,
   runsAsDaemon,
@@ -133,9 +134,15 @@ export class Control {
    * anything changes, and the first block of seqs is reserved in the file
    * with the registry it holds, so that neither a bad entry nor a crash in
    * between can cost the registry. Replaces reserveSeqs() at start-up.
+   * A process whose run an earlier daemon left running (`found`, by name) is
+   * adopted: it goes on with the same pid, not restarted.
    * @throws ProcmonError failed_precondition, the file untouched, when an entry cannot be read.
    */
-  async restore(state: PersistedState, start = true): Promise<void> {
+  async restore(
+    state: PersistedState,
+    start = true,
+    found: ReadonlyMap<string, FoundRun> = new Map(),
+  ): Promise<void> {
     const { supervisor, validation, logger } = this.deps;
     const unusable = (problem: string) =>
       new ProcmonError(
@@ -167,11 +174,21 @@ export class Control {
       return { spec, persisted };
     });
     await this.reserveSeqs(state);
+    let adopted = 0;
     for (const { spec, persisted } of entries) {
+      const run = found.get(spec.name);
+      if (run !== undefined) {
+        supervisor.adopt(spec, persisted.intent, persisted.source, run);
+        adopted += 1;
+        continue;
+      }
       supervisor.restore(spec, persisted.intent, persisted.source, start);
       if (!start && persisted.intent === "running") this.deferred.push(spec.name);
     }
-    logger.info({ processes: state.processes.length }, "registry restored from the state file");
+    logger.info(
+      { processes: state.processes.length, adopted },
+      "registry restored from the state file",
+    );
   }
 
   /**

@@ -7,7 +7,7 @@ import { nodeClock } from "./adapters/node-clock.js";
 import { NodeSpawner } from "./adapters/node-spawner.js";
 import { INSTANCE_ENV, terminateOrphans } from "./adapters/orphans.js";
 import { SHIM_PROTOCOL_VERSION } from "./adapters/shim-protocol.js";
-import { ShimSpawner } from "./adapters/shim-spawner.js";
+import { dismissShim, ShimSpawner } from "./adapters/shim-spawner.js";
 import { prepareSocketPath, removeSocket } from "./adapters/socket-file.js";
 import { chooseSpawner } from "./adapters/spawner-choice.js";
 import { checkSpecFiles } from "./adapters/spec-files.js";
@@ -24,7 +24,7 @@ import { notifyReady } from "./adapters/systemd-notify.js";
 import { Control, refuseTakeover } from "./control.js";
 import { type Clock, every } from "./core/clock.js";
 import { EventBus } from "./core/event-bus.js";
-import type { Spawner } from "./core/spawner.js";
+import type { FoundRun, Spawner } from "./core/spawner.js";
 import { Supervisor } from "./core/supervisor.js";
 import {
   createDaemonLog,
@@ -35,6 +35,7 @@ import {
 } from "./daemon-log.js";
 import { EventLog } from "./events/event-log.js";
 import type { DaemonOptions } from "./flags.js";
+import { Deliveries } from "./transport/event-stream.js";
 import { serveApi } from "./transport/server.js";
 import { daemonVersion } from "./version.js";
 import { specInputFromJson, specToJson } from "./wire/spec.js";
@@ -65,6 +66,14 @@ export interface Daemon {
   readonly started: Promise<number>;
   /** Stops every process, ends streams, closes the socket and removes it. Idempotent. */
   shutdown(): Promise<void>;
+  /**
+   * SIGUSR2: leaves every process running with the shim for the next daemon
+   * (the upgrade path): stops taking the shim's frames, acknowledges what was
+   * delivered, saves the registry with the exact last seq and removes the
+   * socket. The caller exits next. Resolves with whether the processes survive
+   * (false without a shim that outlives the daemon: the next one restarts them).
+   */
+  detach(): Promise<boolean>;
   /** Re-reads the config file and applies it; a bad file changes nothing and is logged. */
   reload(): Promise<void>;
 }
@@ -105,10 +114,19 @@ export async function startDaemon(
       ? []
       : loadConfigFile(options.configFile, { ...validation, checkFiles: checkSpecFiles });
   try {
-    const { store, saved, configured, instance } = await openRegistry(options, loadConfig, logger);
+    const { store, saved, configured, instance } = await openRegistry(options, loadConfig);
+    // Each orphan gets the kill time of its own process, as its stop would have.
+    const killTimes = new Map(
+      saved?.processes.map((p) => [persistedName(p), persistedKillTimeMs(p)]),
+    );
+    const killTimeOf = (name: string | undefined) =>
+      killTimes.get(name ?? "") ?? options.policy.killTimeMs;
+    const sweep = (shimPid?: number) =>
+      terminateOrphans(instance, killTimeOf, logger, shimPid).then(() => {});
 
     const bus = new EventBus();
     const events = new EventLog(clock, options.retention, BigInt(saved?.seqReservedUpTo ?? "0"));
+    const deliveries = new Deliveries();
     const alarm = new DescriptorAlarm(logger);
     const descriptors = new DescriptorBudget({
       reserve: alarm.reserve,
@@ -119,15 +137,35 @@ export async function startDaemon(
       lost = resolve;
     });
     const markerEnv = { [INSTANCE_ENV]: instance };
+    const listen = shimSocketPath(options.stateFile, logger);
     const chosen = overrides.spawner
       ? { spawner: overrides.spawner, kind: "injected" as const }
       : await chooseSpawner(options.spawner, {
           node: () => new NodeSpawner({ outputGate: log.gate, markerEnv, descriptors }),
           shim: (path) =>
-            ShimSpawner.start({ path, outputGate: log.gate, markerEnv, logger, onLost: lost }),
+            ShimSpawner.open({
+              path,
+              listen,
+              detachedOutputBuffer: options.detachedOutputBuffer,
+              outputGate: log.gate,
+              afterDelivery: (fn) => deliveries.after(fn),
+              markerEnv,
+              logger,
+              sweep,
+              onLost: lost,
+            }),
           logger,
         });
     const { spawner } = chosen;
+    const shim = spawner instanceof ShimSpawner ? spawner : undefined;
+    if (shim === undefined && listen !== undefined && chosen.kind === "node") {
+      // Its processes cannot be adopted without a shim: they are stopped, and restarted below.
+      await dismissShim(listen, logger);
+    }
+    // What a killed predecessor of this registry left outside the shim (or
+    // everything, without one that survived) is ended before anything starts.
+    await sweep(shim?.shimPid);
+    const found = claimFound(shim?.found ?? [], saved, killTimeOf, logger);
     const supervisor = new Supervisor({ clock, spawner, logger, emit: bus.emit });
     const control = new Control({
       supervisor,
@@ -140,14 +178,19 @@ export async function startDaemon(
       limits: options.limits,
       logger,
     });
+    // Once detach() has begun, no event is numbered: the next daemon continues after the saved seq.
+    let frozen = false;
     bus.subscribe((event) => logEvent(logger, event));
-    bus.subscribe((event) => events.append(event));
+    bus.subscribe((event) => {
+      if (!frozen) events.append(event);
+    });
     bus.subscribe(() => control.afterEvent());
 
     // Registered now, started once the socket is served: clients can connect
     // at once, and watch a large registry come up.
-    if (saved) await control.restore(saved, false);
+    if (saved) await control.restore(saved, false, found);
     else await control.reserveSeqs();
+    shim?.resume();
     await control.applyConfig(configured, false);
     const api = await serveApi(options, {
       control,
@@ -155,13 +198,17 @@ export async function startDaemon(
       events,
       logger,
       limits: options.limits,
+      deliveries,
       info: {
         version: daemonVersion(),
         spawner: chosen.kind === "shim" ? "shim" : "node",
-        shim:
-          spawner instanceof ShimSpawner
-            ? { pid: spawner.shimPid, protocol: SHIM_PROTOCOL_VERSION }
-            : undefined,
+        // A getter: a shim that died is replaced, and the pid with it.
+        shim: shim && {
+          get pid() {
+            return shim.shimPid;
+          },
+          protocol: SHIM_PROTOCOL_VERSION,
+        },
       },
     }).catch(async (err: unknown) => {
       // What was started must not outlive a daemon that cannot serve it.
@@ -183,7 +230,7 @@ export async function startDaemon(
         stateFile: options.stateFile ?? null,
         policy: options.policy,
         spawner: chosen.kind,
-        ...(spawner instanceof ShimSpawner ? { shimPid: spawner.shimPid } : {}),
+        ...(shim ? { shimPid: shim.shimPid, adopted: found.size, survives: shim.survives } : {}),
       },
       "procmond listening",
     );
@@ -202,7 +249,7 @@ export async function startDaemon(
         for (const timer of timers) timer.cancel();
         api.setNotServing();
         await supervisor.shutdown();
-        if (spawner instanceof ShimSpawner) await spawner.close();
+        await shim?.close();
         events.close();
         await api.close();
         await control.saveFinal();
@@ -211,6 +258,30 @@ export async function startDaemon(
         lifecycle.info("procmond stopped");
       })();
       return shuttingDown;
+    };
+    const detach = async (): Promise<boolean> => {
+      for (const timer of timers) timer.cancel();
+      const survives = shim?.survives ?? false;
+      if (!survives) {
+        logger.warn(
+          "SIGUSR2 without a procmon-shim that outlives procmond (no shim, or no state file): the next procmond restarts every process",
+        );
+      }
+      shim?.pause();
+      // What was handed on reaches the subscribers that keep up, then is acknowledged.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 1_000);
+        deliveries.after(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      shim?.acknowledgeNow();
+      frozen = true;
+      await control.saveFinal();
+      removeSocket(options.socketPath);
+      lifecycle.info({ survives }, "procmond detached: the processes go on for the next procmond");
+      return survives;
     };
     const reload = () => reloadConfig(options, loadConfig, control, logger);
     return {
@@ -222,6 +293,7 @@ export async function startDaemon(
       failed,
       started,
       shutdown,
+      detach,
       reload,
     };
   } catch (err) {
@@ -240,14 +312,12 @@ interface Registry {
 }
 
 /**
- * Prepares the socket path, reads the state and config files (refusing a
- * config that takes over an API process), and terminates what a killed
- * predecessor of this registry left running.
+ * Prepares the socket path and reads the state and config files (refusing a
+ * config that takes over an API process).
  */
 async function openRegistry(
   options: DaemonOptions,
   loadConfig: () => ConfigEntry[],
-  logger: PinoLogger,
 ): Promise<Registry> {
   await prepareSocketPath(options.socketPath, options.socketGroup);
   const store =
@@ -264,16 +334,63 @@ async function openRegistry(
     (store
       ? emptyState().instance
       : createHash("sha256").update(options.socketPath).digest("hex").slice(0, 32));
-  // Each orphan gets the kill time of its own process, as its stop would have.
-  const killTimes = new Map(
-    saved?.processes.map((p) => [persistedName(p), persistedKillTimeMs(p)]),
-  );
-  await terminateOrphans(
-    instance,
-    (name) => killTimes.get(name ?? "") ?? options.policy.killTimeMs,
-    logger,
-  );
   return { store, saved, configured, instance };
+}
+
+/** The longest unix socket path the kernel takes (sun_path less its NUL). */
+const MAX_SOCKET_PATH = 107;
+
+/**
+ * Where procmon-shim listens for the next daemon: beside the state file, in
+ * the daemon's own directory. Undefined without a state file (nothing to
+ * reconcile its children with) or when the path is too long for a socket.
+ */
+function shimSocketPath(stateFile: string | undefined, logger: PinoLogger): string | undefined {
+  if (stateFile === undefined) return undefined;
+  const path = `${stateFile}.shim.sock`;
+  if (Buffer.byteLength(path) <= MAX_SOCKET_PATH) return path;
+  logger.warn(
+    { path },
+    `the shim's socket beside the state file would be longer than ${MAX_SOCKET_PATH} bytes: processes will not outlive procmond (use a shorter --state-file path)`,
+  );
+  return undefined;
+}
+
+/**
+ * Picks, for each process of the state file, the run of it the shim holds:
+ * the latest started one still alive, else the latest that ended. Every
+ * other live run (of a process no longer registered, or an older one of a
+ * registered name) is stopped, SIGTERM then SIGKILL after its kill time: a
+ * process is never doubled.
+ */
+function claimFound(
+  found: readonly FoundRun[],
+  saved: PersistedState | undefined,
+  killTimeOf: (name: string) => number,
+  logger: PinoLogger,
+): Map<string, FoundRun> {
+  const registered = new Set(saved?.processes.map(persistedName));
+  const claimed = new Map<string, FoundRun>();
+  const better = (a: FoundRun, b: FoundRun) =>
+    a.exited !== b.exited ? !a.exited : a.startedAtWallMs > b.startedAtWallMs;
+  for (const run of found) {
+    if (!registered.has(run.name)) continue;
+    const held = claimed.get(run.name);
+    if (held === undefined || better(run, held)) claimed.set(run.name, run);
+  }
+  for (const run of found) {
+    if (claimed.get(run.name) === run) continue;
+    let timer: NodeJS.Timeout | undefined;
+    run.bind({ onExit: () => clearTimeout(timer), onOutput: () => {} });
+    if (run.exited) continue;
+    logger.warn(
+      { process: run.name, pid: run.child.pid },
+      "stopping a process the last procmond left that is not registered (or not its latest run)",
+    );
+    run.child.signal("SIGTERM");
+    timer = setTimeout(() => run.child.signal("SIGKILL"), killTimeOf(run.name));
+  }
+  return claimed;
 }
 
 /** SIGHUP: re-reads the config file and applies it; a bad file changes nothing and is logged. */

@@ -38,6 +38,8 @@ export interface DaemonOptions {
   readonly notifySocket: string | undefined;
   /** What spawns the children. Defaults to "auto": procmon-shim when it was built, else Node. */
   readonly spawner: SpawnerChoice;
+  /** Bytes of output procmon-shim keeps per process while no daemon is attached. Defaults to 1 MiB. */
+  readonly detachedOutputBuffer: number;
 }
 
 /** The outcome of reading the command line. */
@@ -181,6 +183,12 @@ const FLAGS = {
       return given;
     },
   },
+  "detached-output-buffer": whole(
+    "bytes of output kept per process while no procmond is attached (then the process blocks)",
+    1_048_576,
+    65_536,
+    " of bytes",
+  ),
   "log-level": {
     value: "L",
     help: LOG_LEVELS.slice(0, 5).join(", "),
@@ -314,6 +322,7 @@ export function parseFlags(argv: readonly string[], env: NodeJS.ProcessEnv): Par
       logLevel: read("log-level"),
       notifySocket: env.NOTIFY_SOCKET || undefined,
       spawner: read("spawner"),
+      detachedOutputBuffer: read("detached-output-buffer"),
       retention: {
         stateEvents: read("event-retention"),
         stateBytes: read("event-retention-bytes"),

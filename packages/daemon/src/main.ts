@@ -51,6 +51,21 @@ async function main(): Promise<void> {
     // During start-up the config was just read: nothing to reload.
     daemon?.reload().catch((err: unknown) => logger.error({ err }, "config reload failed"));
   });
+  process.on("SIGUSR2", () => {
+    logger.info({ signal: "SIGUSR2" }, "signal received: exiting, leaving the processes running");
+    if (daemon === undefined) {
+      // Nothing was adopted or started yet that must be handed on: the next daemon finds it all.
+      exit(0);
+      return;
+    }
+    daemon.detach().then(
+      () => exit(0),
+      (err: unknown) => {
+        logger.fatal({ err }, "detach failed");
+        exit(1);
+      },
+    );
+  });
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
   try {
@@ -66,7 +81,7 @@ async function main(): Promise<void> {
   }
   if (stopRequested !== undefined) stop(stopRequested);
   daemon.failed.then((why) => {
-    // Its children are left as after a crash: the next daemon sweeps them and starts afresh.
+    // Its shim is gone and no new one could start: the next daemon sweeps and starts afresh.
     logger.fatal({}, `${why}: procmond cannot supervise without it and exits`);
     process.stderr.write(`procmond: ${why}\n`);
     exit(1);

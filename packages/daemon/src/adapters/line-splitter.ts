@@ -22,6 +22,11 @@ export class LineSplitter {
     this.#maxLineBytes = maxLineBytes;
   }
 
+  /** Bytes pushed and not yet emitted: the start of a line that has not ended. */
+  get pendingBytes(): number {
+    return this.#pendingBytes;
+  }
+
   /** Feeds the next chunk of bytes, emitting every line it completes. */
   push(chunk: Buffer): void {
     let start = 0;

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "../core/logger.js";
-import { type ProcStat, readProcStat } from "./proc-stat.js";
+import { descendsFrom, type ProcStat, readProcStat } from "./proc-stat.js";
 
 /** The environment variable that marks every child of one registry. */
 export const INSTANCE_ENV = "PROCMON_INSTANCE";
@@ -61,15 +61,19 @@ function signalIfSame(stat: ProcStat, signal: NodeJS.Signals): void {
  * killed before it could stop its children): SIGTERM to each, then SIGKILL to
  * each one still there after the kill time of its own process (`killTimeOf`
  * its PROCMON_NAME), as a stop would. Each process is identified by its
- * marker and its start time, so a reused pid is never signalled. Resolves
- * with what was found, once all of it is gone.
+ * marker and its start time, so a reused pid is never signalled. What
+ * descends from `shimPid` (the shim a daemon attached to, whose children it
+ * adopts) is not an orphan. Resolves with what was found, once all of it is gone.
  */
 export async function terminateOrphans(
   instance: string,
   killTimeOf: (name: string | undefined) => number,
   logger: Logger,
+  shimPid?: number,
 ): Promise<MarkedProcess[]> {
-  const orphans = findMarkedProcesses(instance);
+  const orphans = findMarkedProcesses(instance).filter(
+    (found) => shimPid === undefined || !descendsFrom(found.pid, shimPid),
+  );
   if (orphans.length === 0) return [];
   logger.warn(
     { pids: orphans.map((o) => o.pid) },

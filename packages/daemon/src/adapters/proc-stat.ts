@@ -5,6 +5,7 @@ export interface ProcStat {
   readonly pid: number;
   /** R, S, D, Z, T... */
   readonly state: string;
+  readonly ppid: number;
   readonly pgid: number;
   /** Clock ticks after boot: with the pid, identifies one process for ever. */
   readonly startTime: string;
@@ -21,8 +22,20 @@ export function readProcStat(pid: number): ProcStat | undefined {
   // comm may hold spaces and parentheses: the fields start after the last ')'.
   const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
   const state = fields[0];
+  const ppid = Number(fields[1]);
   const pgid = Number(fields[2]);
   const startTime = fields[19];
   if (state === undefined || startTime === undefined || !Number.isInteger(pgid)) return undefined;
-  return { pid, state, pgid, startTime };
+  return { pid, state, ppid, pgid, startTime };
+}
+
+/** True if `ancestor` is `pid`'s parent, or its parent's, and so on up to init. */
+export function descendsFrom(pid: number, ancestor: number): boolean {
+  let at = readProcStat(pid)?.ppid;
+  // A parent chain is short; the bound only guards against a loop of reused pids.
+  for (let depth = 0; at !== undefined && at > 1 && depth < 256; depth++) {
+    if (at === ancestor) return true;
+    at = readProcStat(at)?.ppid;
+  }
+  return false;
 }

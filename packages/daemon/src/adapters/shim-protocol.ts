@@ -1,8 +1,8 @@
-// The daemon's side of the shim protocol (native/PROTOCOL.md, version 1):
+// The daemon's side of the shim protocol (native/PROTOCOL.md, version 2):
 // frames in and out, every length and count bounds-checked.
 
 /** The protocol version this daemon speaks. */
-export const SHIM_PROTOCOL_VERSION = 1;
+export const SHIM_PROTOCOL_VERSION = 2;
 /** "PRMS" as bytes, read as a little-endian u32. */
 export const SHIM_MAGIC = 0x534d5250;
 /** The largest frame either side sends: its length field counts at most this. */
@@ -11,6 +11,8 @@ export const MAX_FRAME = 1_048_576;
 export const CREDIT_INITIAL = 262_144;
 /** The most items of a list. */
 const MAX_COUNT = 65_536;
+/** The longest SPAWN memo, in bytes. */
+export const MAX_MEMO = 4_096;
 
 /** Frame types. */
 export const FrameType = {
@@ -24,6 +26,8 @@ export const FrameType = {
   Eof: 8,
   Exited: 9,
   Error: 10,
+  Child: 11,
+  Exit: 12,
 } as const;
 
 /** A frame type's number. */
@@ -43,11 +47,32 @@ export interface SpawnFrame {
   /** `KEY=VALUE` strings: the whole environment. */
   readonly env: readonly string[];
   readonly cwd: string;
+  /** Kept by the shim and given back in the child's CHILD frame, for a later daemon. */
+  readonly memo: string;
 }
+
+/** Which output stream: 1 stdout, 2 stderr. */
+export type StreamNumber = 1 | 2;
 
 /** What the shim sends. */
 export type ShimMessage =
-  | { readonly type: "hello"; readonly version: number; readonly shimPid: number }
+  | {
+      readonly type: "hello";
+      readonly version: number;
+      /** 0 in the HELLO of another version, which is not read past its version. */
+      readonly shimPid: number;
+      /** How many CHILD frames follow: the children the shim holds. */
+      readonly held: number;
+    }
+  | {
+      readonly type: "child";
+      readonly id: number;
+      readonly pid: number;
+      readonly startTime: bigint;
+      readonly reaped: boolean;
+      readonly name: string;
+      readonly memo: string;
+    }
   | {
       readonly type: "spawned";
       readonly id: number;
@@ -60,8 +85,13 @@ export type ShimMessage =
       readonly errno: number;
       readonly stage: number;
     }
-  | { readonly type: "output"; readonly id: number; readonly stream: 1 | 2; readonly data: Buffer }
-  | { readonly type: "eof"; readonly id: number; readonly stream: 1 | 2 }
+  | {
+      readonly type: "output";
+      readonly id: number;
+      readonly stream: StreamNumber;
+      readonly data: Buffer;
+    }
+  | { readonly type: "eof"; readonly id: number; readonly stream: StreamNumber }
   | {
       readonly type: "exited";
       readonly id: number;
@@ -157,7 +187,14 @@ export function spawnFrame(spawn: SpawnFrame): Buffer {
     .list(spawn.argv)
     .list(spawn.env)
     .str(spawn.cwd)
+    .str(checkedMemo(spawn.memo))
     .frame(FrameType.Spawn);
+}
+
+function checkedMemo(memo: string): string {
+  const bytes = Buffer.byteLength(memo);
+  if (bytes > MAX_MEMO) throw new ShimProtocolError(`a memo of ${bytes} bytes`);
+  return memo;
 }
 
 /** A SIGNAL frame. */
@@ -169,9 +206,14 @@ export function signalFrame(id: number, signo: number, scope: SignalScope): Buff
     .frame(FrameType.Signal);
 }
 
-/** A CREDIT frame. */
-export function creditFrame(id: number, bytes: number): Buffer {
-  return new FrameWriter().u32(id).u32(bytes).frame(FrameType.Credit);
+/** A CREDIT frame: `bytes` more of `stream` consumed, so acknowledged, and given back as credit. */
+export function creditFrame(id: number, stream: StreamNumber, bytes: number): Buffer {
+  return new FrameWriter().u32(id).u8(stream).u32(bytes).frame(FrameType.Credit);
+}
+
+/** The EXIT frame: the daemon is done, and so is the shim. */
+export function exitFrame(): Buffer {
+  return new FrameWriter().frame(FrameType.Exit);
 }
 
 /** Reads one frame's payload, field by field, refusing to read past its end. */
@@ -230,7 +272,7 @@ class PayloadReader {
   }
 }
 
-function stream(n: number): 1 | 2 {
+function stream(n: number): StreamNumber {
   if (n !== 1 && n !== 2) throw new ShimProtocolError(`stream ${n}`);
   return n;
 }
@@ -246,8 +288,27 @@ export function decodeShimFrame(type: number, payload: Buffer): ShimMessage {
     case FrameType.Hello: {
       if (r.u32() !== SHIM_MAGIC) throw new ShimProtocolError("HELLO without the magic");
       const version = r.u16();
-      r.u16();
-      message = { type: "hello", version, shimPid: r.u32() };
+      // Another version's HELLO is its own business past its version: the caller refuses it.
+      if (version !== SHIM_PROTOCOL_VERSION) return { type: "hello", version, shimPid: 0, held: 0 };
+      if (r.u16() !== 0) throw new ShimProtocolError("HELLO with reserved bits set");
+      message = { type: "hello", version, shimPid: r.u32(), held: r.u32() };
+      break;
+    }
+    case FrameType.Child: {
+      const id = r.u32();
+      const pid = r.u32();
+      const startTime = r.u64();
+      const flags = r.u8();
+      if ((flags & ~1) !== 0) throw new ShimProtocolError(`CHILD flags ${flags}`);
+      message = {
+        type: "child",
+        id,
+        pid,
+        startTime,
+        reaped: (flags & 1) === 1,
+        name: r.str(),
+        memo: r.str(),
+      };
       break;
     }
     case FrameType.Spawned:

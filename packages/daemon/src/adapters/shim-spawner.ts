@@ -1,43 +1,66 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import { constants } from "node:os";
-import type { Duplex } from "node:stream";
 import type { Logger } from "../core/logger.js";
 import { quote } from "../core/quote.js";
 import {
   type Child,
+  type ChildExit,
   type ChildHandlers,
+  type FoundRun,
+  type RunRecord,
   SpawnError,
   type Spawner,
   type SpawnRequest,
   type StopSignal,
 } from "../core/spawner.js";
+import type { ExitStatus, RunSpec } from "../core/types.js";
 import { childEnvironment, effectivePath, lookupExecutable } from "./executable.js";
 import type { FlowGate } from "./flow-gate.js";
 import { LineSplitter } from "./line-splitter.js";
 import { NAME_ENV } from "./orphans.js";
 import { readProcStat } from "./proc-stat.js";
+import { attachShim, type HeldChild, type ShimLink, startShim } from "./shim-link.js";
 import {
   creditFrame,
-  FrameReader,
-  helloFrame,
-  SHIM_PROTOCOL_VERSION,
+  exitFrame,
   type ShimMessage,
+  type StreamNumber,
   signalFrame,
   spawnFrame,
 } from "./shim-protocol.js";
 import { errnoName, errnoText, runAs, signalName } from "./spawn-errors.js";
 
-/** Options of {@link ShimSpawner.start}. */
+/** Options of {@link ShimSpawner.open}. */
 export interface ShimSpawnerOptions {
   /** The procmon-shim binary. */
   readonly path: string;
+  /**
+   * The socket the shim listens on to outlive this daemon (beside the state
+   * file); undefined for a shim whose children end with the daemon.
+   */
+  readonly listen?: string | undefined;
+  /** Bytes of output the shim keeps per child while no daemon is attached. Defaults to 1 MiB. */
+  readonly detachedOutputBuffer?: number;
   /** Pauses giving output credit back while closed (the log sink is full). Defaults to always open. */
   readonly outputGate?: FlowGate | undefined;
+  /**
+   * Calls back once the events made so far have been written to every
+   * subscriber that keeps up: output is acknowledged to the shim (which then
+   * forgets it) only then, so that a daemon killed meanwhile loses none of it.
+   * Defaults to at once.
+   */
+  readonly afterDelivery?: ((fn: () => void) => void) | undefined;
   /** Set in every child's environment, whatever its spec says (PROCMON_INSTANCE). */
   readonly markerEnv?: Readonly<Record<string, string>> | undefined;
   /** Where the shim's own complaints go. */
   readonly logger: Logger;
-  /** Called once if the shim goes away while the daemon still needs it. */
+  /**
+   * After the shim died and a new one started (`shimPid`), once the dead
+   * one's children are gone: ends what their trees left, before anything is
+   * spawned again.
+   */
+  readonly sweep?: ((shimPid: number) => Promise<void>) | undefined;
+  /** Called once if the shim is gone and cannot be replaced: the daemon cannot supervise. */
   readonly onLost?: ((why: string) => void) | undefined;
   /** How long to wait for the shim's HELLO, in ms. Defaults to 5000. */
   readonly helloTimeoutMs?: number;
@@ -56,107 +79,151 @@ const STAGES = [
   "execve",
 ];
 
+/** The raw wait status of a child killed by SIGKILL: what a shim's death does to its children. */
+const KILLED_STATUS = constants.signals.SIGKILL;
+
 /** A spawn asked for and not answered. */
 interface Pending {
   readonly request: SpawnRequest;
   readonly handlers: ChildHandlers;
   readonly file: string;
+  readonly memo: Memo;
+}
+
+/** What the shim keeps with a child for a later daemon (SPAWN's memo), as JSON. */
+interface Memo {
+  readonly v: 1;
+  /** The restart count at its start. */
+  readonly r: number;
+  /** Wall-clock ms of the spawn. */
+  readonly t: number;
+  /** runKey() of what it runs. */
+  readonly k: string;
+  /** The exit of the run before it. */
+  readonly x?: ExitStatus | undefined;
+}
+
+/** What a run runs, in short: a later daemon restarts a run whose spec no longer matches it. */
+function runKey(spec: RunSpec | SpawnRequest): string {
+  const env = Object.entries(spec.env).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const what = [spec.args, env, spec.clearEnv, spec.cwd, spec.uid ?? null, spec.gid ?? null];
+  return createHash("sha256").update(JSON.stringify(what)).digest("base64url").slice(0, 22);
+}
+
+function readMemo(text: string): Memo | undefined {
+  try {
+    const memo = JSON.parse(text) as Partial<Memo> | null;
+    if (memo?.v !== 1 || typeof memo.r !== "number" || typeof memo.t !== "number") return undefined;
+    if (typeof memo.k !== "string") return undefined;
+    return memo as Memo;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
  * Spawns through procmon-shim (native/PROTOCOL.md): the shim forks, is the
  * children's parent and subreaper, reaps them and reads their pipes, so the
  * daemon never forks itself and holds no pipe. Spawns are answered later,
- * through `onSpawned`. Output credit goes back to the shim as lines are
- * handed on, while the output gate is open: only the daemon's log sink paces
- * how fast the shim reads.
+ * through `onSpawned`.
+ *
+ * With `listen`, the shim and its children outlive the daemon: open()
+ * attaches to the shim an earlier daemon left, whose children are `found`
+ * for the daemon to adopt. Output is acknowledged (credit given back) only
+ * once the lines were handed on and delivered, so the shim keeps what a
+ * killed daemon had not finished with for the next one. If the shim itself
+ * dies, its children die with it: each is reported killed, and a new shim is
+ * started for what restarts them.
  */
 export class ShimSpawner implements Spawner {
-  readonly #socket: Duplex;
-  readonly #process: ChildProcess;
-  readonly #gate: FlowGate | undefined;
+  readonly #options: ShimSpawnerOptions;
   readonly #markerEnv: Readonly<Record<string, string>>;
   readonly #logger: Logger;
+  #link: ShimLink;
   readonly #pending = new Map<number, Pending>();
   readonly #children = new Map<number, ShimChild>();
-  /** Credit consumed and not yet given back, by child id. */
-  readonly #owed = new Map<number, number>();
+  /** Bytes of each stream consumed and not yet acknowledged, by child id. */
+  readonly #owed = new Map<number, [number, number]>();
   #creditScheduled = false;
+  #paused = false;
   #nextId = 1;
   #closing = false;
+  /** Frames for a shim being started in place of a dead one. */
+  #queued: Buffer[] | undefined;
 
-  /** The shim's pid. */
-  readonly shimPid: number;
+  /** The runs an earlier daemon left with the shim this one attached to; empty for a new shim. */
+  readonly found: readonly FoundRun[];
 
-  private constructor(
-    process: ChildProcess,
-    socket: Duplex,
-    shimPid: number,
-    options: ShimSpawnerOptions,
-  ) {
-    this.#process = process;
-    this.#socket = socket;
-    this.shimPid = shimPid;
-    this.#gate = options.outputGate;
+  private constructor(link: ShimLink, options: ShimSpawnerOptions) {
+    this.#link = link;
+    this.#options = options;
     this.#markerEnv = options.markerEnv ?? {};
     this.#logger = options.logger;
+    this.found = link.held.map((held) => this.#adoptable(held));
   }
 
   /**
-   * Starts the shim and shakes hands with it.
-   * @throws Error when it cannot start, or speaks another protocol version.
+   * Attaches to the shim at `listen` if an earlier daemon left one there,
+   * else starts one; its frames wait for resume().
+   * @throws Error when the shim cannot start, or speaks another protocol version.
    */
-  static async start(options: ShimSpawnerOptions): Promise<ShimSpawner> {
-    const shim = spawn(options.path, ["--fd", "3"], {
-      stdio: ["ignore", "ignore", "pipe", "pipe"],
-    });
-    const socket = shim.stdio[3] as Duplex | null;
-    if (socket === null || shim.stderr === null) throw new Error("procmon-shim has no socket");
-    shim.stderr.setEncoding("utf8").on("data", (text: string) => {
-      for (const line of text.split("\n")) {
-        if (line !== "") options.logger.warn({ shim: shim.pid }, line);
-      }
-    });
-    const hello = await new Promise<ShimMessage>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error("procmon-shim did not answer HELLO")),
-        options.helloTimeoutMs ?? 5_000,
-      );
-      const fail = (err: Error) => {
-        clearTimeout(timer);
-        reject(new Error(`procmon-shim could not start: ${err.message}`));
-      };
-      shim.once("error", fail);
-      shim.once("exit", (code, signal) => fail(new Error(`it exited (${code ?? signal})`)));
-      const reader = new FrameReader((message) => {
-        clearTimeout(timer);
-        shim.removeAllListeners("exit");
-        shim.removeListener("error", fail);
-        socket.removeAllListeners("data");
-        resolve(message);
-      });
-      socket.on("data", (chunk: Buffer) => {
-        try {
-          reader.push(chunk);
-        } catch (err) {
-          fail(err as Error);
-        }
-      });
-      socket.write(helloFrame());
-    });
-    if (hello.type !== "hello") throw new Error(`procmon-shim answered ${hello.type}, not HELLO`);
-    if (hello.version !== SHIM_PROTOCOL_VERSION) {
-      shim.kill("SIGKILL");
-      throw new Error(
-        `procmon-shim speaks protocol ${hello.version}, this procmond ${SHIM_PROTOCOL_VERSION}: stop the processes and the old shim, then start`,
+  static async open(options: ShimSpawnerOptions): Promise<ShimSpawner> {
+    const timeout = options.helloTimeoutMs ?? 5_000;
+    const attached =
+      options.listen === undefined ? undefined : await attachShim(options.listen, timeout);
+    const link = attached ?? (await startShim(ShimSpawner.#linkOptions(options)));
+    if (attached) {
+      options.logger.info(
+        { shimPid: link.shimPid, children: link.held.length },
+        "attached to the procmon-shim an earlier procmond left",
       );
     }
-    const spawner = new ShimSpawner(shim, socket, hello.shimPid, options);
-    spawner.#listen(options);
-    return spawner;
+    return new ShimSpawner(link, options);
   }
 
-  spawn(request: SpawnRequest, handlers: ChildHandlers): Child | undefined {
+  static #linkOptions(options: ShimSpawnerOptions) {
+    return {
+      path: options.path,
+      listen: options.listen,
+      detachedOutputBuffer: options.detachedOutputBuffer ?? 1_048_576,
+      logger: options.logger,
+      helloTimeoutMs: options.helloTimeoutMs ?? 5_000,
+    };
+  }
+
+  /** The shim's pid. */
+  get shimPid(): number {
+    return this.#link.shimPid;
+  }
+
+  /** True if the shim outlives this daemon (it listens for the next one). */
+  get survives(): boolean {
+    return this.#options.listen !== undefined;
+  }
+
+  /**
+   * Lets the shim's frames in: call once every found run is bound (one that
+   * is not is left unbound: its output is dropped, its exit ignored).
+   */
+  resume(): void {
+    this.#listen(this.#link);
+  }
+
+  /**
+   * Stops taking the shim's frames, and giving credit back once delivered
+   * (detach: what this daemon has not finished with is the next one's).
+   */
+  pause(): void {
+    this.#paused = true;
+    this.#link.socket.pause();
+  }
+
+  /** Acknowledges at once everything handed on so far (detach, once it was delivered). */
+  acknowledgeNow(): void {
+    this.#sendCredit(this.#link, this.#takeOwed());
+  }
+
+  spawn(request: SpawnRequest, handlers: ChildHandlers, record?: RunRecord): Child | undefined {
     const file = request.args[0] ?? "";
     const lookup = lookupExecutable(file, {
       pathEnv: effectivePath(request.env, request.clearEnv),
@@ -169,6 +236,13 @@ export class ShimSpawner implements Spawner {
       ...this.#markerEnv,
       ...(request.name === undefined ? {} : { [NAME_ENV]: request.name }),
     });
+    const memo: Memo = {
+      v: 1,
+      r: record?.restartCount ?? 0,
+      t: Date.now(),
+      k: runKey(request),
+      x: record?.lastExit,
+    };
     let frame: Buffer;
     try {
       // A daemon that is not root may only ask for its own ids, which the child
@@ -184,51 +258,98 @@ export class ShimSpawner implements Spawner {
         argv: request.args,
         env: Object.entries(env).map(([key, value]) => `${key}=${value}`),
         cwd: request.cwd,
+        memo: JSON.stringify(memo),
       });
     } catch (err) {
       throw new SpawnError("E2BIG", `cannot spawn ${quote(file)}: ${(err as Error).message}`);
     }
-    this.#pending.set(id, { request, handlers, file });
-    this.#socket.write(frame);
+    this.#pending.set(id, { request, handlers, file, memo });
+    this.#send(frame);
     return undefined;
   }
 
-  /** Ends the conversation: the shim exits (leaving nothing: call after every child has exited). */
+  /**
+   * Ends the conversation for good: EXIT, and the shim kills what it still
+   * holds and exits. Call after every child has exited.
+   */
   async close(): Promise<void> {
     this.#closing = true;
-    if (this.#process.exitCode !== null || this.#process.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => this.#process.once("exit", () => resolve()));
-    this.#socket.end();
-    const timer = setTimeout(() => this.#process.kill("SIGKILL"), 2_000);
-    await exited;
+    const { socket, process: shim, shimPid } = this.#link;
+    if (socket.destroyed) return;
+    const gone = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+    socket.end(exitFrame());
+    const timer = setTimeout(() => {
+      // A shim this daemon did not start is checked before it is killed: its pid may be reused.
+      if (shim) shim.kill("SIGKILL");
+      else if (readProcStat(shimPid) !== undefined) process.kill(shimPid, "SIGKILL");
+      socket.destroy();
+    }, 2_000);
+    await gone;
+    if (shim && shim.exitCode === null && shim.signalCode === null) {
+      await new Promise((resolve) => shim.once("exit", resolve));
+    }
     clearTimeout(timer);
   }
 
-  #listen(options: ShimSpawnerOptions): void {
-    const reader = new FrameReader((message) => this.#receive(message));
-    const lost = (why: string) => {
-      if (this.#closing) return;
-      this.#closing = true;
-      options.onLost?.(why);
+  #send(frame: Buffer): void {
+    if (this.#queued) this.#queued.push(frame);
+    else this.#link.socket.write(frame);
+  }
+
+  #listen(link: ShimLink): void {
+    let lost = false;
+    const lose = (why: string) => {
+      if (lost || this.#link !== link) return;
+      lost = true;
+      this.#lost(why);
     };
-    const resume = () => this.#socket.resume();
-    this.#socket.on("data", (chunk: Buffer) => {
-      try {
-        reader.push(chunk);
-      } catch (err) {
-        options.logger.warn({ err }, "procmon-shim broke the protocol");
-        lost(`procmon-shim broke the protocol: ${(err as Error).message}`);
-        this.#process.kill("SIGKILL");
+    link.listen(
+      (message) => this.#receive(message),
+      (err) => {
+        this.#logger.warn({ err }, "procmon-shim broke the protocol");
+        link.socket.destroy();
+        if (link.process) link.process.kill("SIGKILL");
+        else process.kill(link.shimPid, "SIGKILL");
+        lose(`procmon-shim broke the protocol: ${err.message}`);
+      },
+    );
+    link.socket.on("close", () => lose(`procmon-shim (pid ${link.shimPid}) is gone`));
+    link.process?.once("exit", (code, signal) =>
+      lose(`procmon-shim (pid ${link.shimPid}) exited (${signal ?? `code ${code}`})`),
+    );
+  }
+
+  /**
+   * The shim died, and its children with it: a new shim is started, each
+   * child reported killed (which restarts them by the usual rule, through
+   * the new shim once it is up), and what their trees left is swept first.
+   */
+  #lost(why: string): void {
+    if (this.#closing) return;
+    this.#logger.error({}, `${why}: its children died with it; starting a new procmon-shim`);
+    this.#queued = [];
+    const dead = [...this.#children.values()];
+    const unanswered = [...this.#pending.values()];
+    this.#children.clear();
+    this.#pending.clear();
+    this.#owed.clear();
+    (async () => {
+      const link = await startShim(ShimSpawner.#linkOptions(this.#options));
+      await Promise.all(dead.map((child) => child.gone()));
+      this.#link = link;
+      for (const child of dead) child.exited(KILLED_STATUS, undefined);
+      for (const { handlers, file } of unanswered) {
+        handlers.onSpawned(new SpawnError("ESHUTDOWN", `cannot spawn ${quote(file)}: ${why}`));
       }
-      // One read (up to 64 KiB) per event-loop turn: libuv would read up to 32
-      // in a row from a socket that keeps filling, and the events they make
-      // would wait for their subscribers' sockets until the next turn.
-      this.#socket.pause();
-      setImmediate(resume);
-    });
-    this.#socket.on("error", () => {});
-    this.#process.once("exit", (code, signal) => {
-      lost(`procmon-shim (pid ${this.shimPid}) exited (${signal ?? `code ${code}`})`);
+      await this.#options.sweep?.(link.shimPid);
+      this.#listen(link);
+      const queued = this.#queued ?? [];
+      this.#queued = undefined;
+      for (const frame of queued) link.socket.write(frame);
+      this.#logger.warn({ shimPid: link.shimPid }, "a new procmon-shim took over");
+    })().catch((err: unknown) => {
+      this.#closing = true;
+      this.#options.onLost?.(`${why}, and no new one could start: ${(err as Error).message}`);
     });
   }
 
@@ -242,8 +363,10 @@ export class ShimSpawner implements Spawner {
           message.id,
           message.pid,
           String(message.startTime),
-          pending.handlers,
+          pending.memo.t,
+          false,
         );
+        child.bind(pending.handlers);
         this.#children.set(message.id, child);
         pending.handlers.onSpawned(child);
         return;
@@ -261,23 +384,20 @@ export class ShimSpawner implements Spawner {
         );
         return;
       }
-      case "output": {
+      case "output":
         this.#children.get(message.id)?.output(message.stream, message.data);
-        this.#owe(message.id, message.data.length);
         return;
-      }
       case "eof":
         this.#children.get(message.id)?.eof(message.stream);
         return;
-      case "exited": {
-        const child = this.#children.get(message.id);
-        child?.exited(message.status);
+      case "exited":
+        this.#children.get(message.id)?.exited(message.status, message.timeNs);
         return;
-      }
       case "error":
         this.#logger.warn({ shim: this.shimPid }, `procmon-shim: ${message.message}`);
         return;
       case "hello":
+      case "child":
         return;
     }
   }
@@ -288,38 +408,93 @@ export class ShimSpawner implements Spawner {
     return pending;
   }
 
-  /** Gives consumed credit back, once a turn and while the output gate is open. */
-  #owe(id: number, bytes: number): void {
-    this.#owed.set(id, (this.#owed.get(id) ?? 0) + bytes);
+  /** A run the shim held when this daemon attached, ready to be bound to its process. */
+  #adoptable(held: HeldChild): FoundRun {
+    const memo = readMemo(held.memo);
+    if (held.id >= this.#nextId) this.#nextId = held.id + 1;
+    const child = new ShimChild(
+      this,
+      held.id,
+      held.pid,
+      String(held.startTime),
+      memo?.t ?? Date.now(),
+      true,
+    );
+    if (held.reaped) child.markReaped();
+    this.#children.set(held.id, child);
+    return {
+      name: held.name,
+      child,
+      startedAtWallMs: memo?.t ?? Date.now(),
+      record: memo && { restartCount: memo.r, lastExit: memo.x },
+      exited: held.reaped,
+      runs: (spec) => memo !== undefined && memo.k === runKey(spec),
+      bind: (handlers) => child.bind({ ...handlers, onSpawned: () => {} }),
+    };
+  }
+
+  /** @internal `bytes` more of child `id`'s `stream` were handed on: acknowledged once delivered. */
+  owe(id: number, stream: StreamNumber, bytes: number): void {
+    if (bytes <= 0) return;
+    const owed = this.#owed.get(id) ?? [0, 0];
+    owed[stream - 1] = (owed[stream - 1] as number) + bytes;
+    this.#owed.set(id, owed);
     if (this.#creditScheduled) return;
     this.#creditScheduled = true;
     const flush = () => {
       this.#creditScheduled = false;
-      for (const [child, owed] of this.#owed) this.#socket.write(creditFrame(child, owed));
-      this.#owed.clear();
+      if (this.#paused) return;
+      const link = this.#link;
+      const owed = this.#takeOwed();
+      const send = () => {
+        if (!this.#paused) this.#sendCredit(link, owed);
+      };
+      if (this.#options.afterDelivery) this.#options.afterDelivery(send);
+      else send();
     };
-    if (this.#gate && !this.#gate.isOpen) this.#gate.whenOpen(() => setImmediate(flush));
+    const gate = this.#options.outputGate;
+    if (gate && !gate.isOpen) gate.whenOpen(() => setImmediate(flush));
     else setImmediate(flush);
+  }
+
+  #takeOwed(): Array<[number, [number, number]]> {
+    const owed = [...this.#owed];
+    this.#owed.clear();
+    return owed;
+  }
+
+  #sendCredit(link: ShimLink, owed: Array<[number, [number, number]]>): void {
+    if (this.#link !== link || link.socket.destroyed) return;
+    for (const [child, [out, err]] of owed) {
+      if (out > 0) link.socket.write(creditFrame(child, 1, out));
+      if (err > 0) link.socket.write(creditFrame(child, 2, err));
+    }
   }
 
   /** @internal Sends `signal` to child `id`'s whole tree. */
   signal(id: number, signal: StopSignal): void {
-    if (this.#closing) return;
-    this.#socket.write(signalFrame(id, constants.signals[signal], "tree"));
+    if (this.#closing || this.#queued) return;
+    this.#link.socket.write(signalFrame(id, constants.signals[signal], "tree"));
   }
 
   /** @internal Forgets child `id` once nothing more can come of it. */
   forget(id: number): void {
     this.#children.delete(id);
-    this.#owed.delete(id);
   }
 }
 
 /** A child of the shim, as the core sees it. */
 class ShimChild implements Child {
   #exited = false;
+  /** The shim reaped it while no daemon was attached: its EXITED is on the way. */
+  #reaped = false;
   #open = 2;
-  readonly #lines: Record<1 | 2, LineSplitter>;
+  #handlers: ChildHandlers | undefined;
+  readonly #lines: Record<StreamNumber, LineSplitter>;
+  /** Bytes of each stream handed to its splitter. */
+  readonly #pushed: [number, number] = [0, 0];
+  /** Bytes of each stream already owed to the shim. */
+  readonly #settled: [number, number] = [0, 0];
 
   constructor(
     private readonly shim: ShimSpawner,
@@ -327,46 +502,125 @@ class ShimChild implements Child {
     readonly pid: number,
     /** From /proc at the spawn, as the shim read it: tells this process from a later one with its pid. */
     private readonly startTime: string,
-    private readonly handlers: ChildHandlers,
+    /** Wall-clock ms of its start. */
+    private readonly startedAtWallMs: number,
+    /** Started by an earlier daemon: its uptime is measured from its start, not from now. */
+    private readonly adopted: boolean,
   ) {
     this.#lines = {
-      1: new LineSplitter((line, partial) => handlers.onOutput("stdout", line, partial)),
-      2: new LineSplitter((line, partial) => handlers.onOutput("stderr", line, partial)),
+      1: new LineSplitter((line, partial) => this.#handlers?.onOutput("stdout", line, partial)),
+      2: new LineSplitter((line, partial) => this.#handlers?.onOutput("stderr", line, partial)),
     };
+  }
+
+  /** @internal */
+  bind(handlers: ChildHandlers): void {
+    this.#handlers = handlers;
+  }
+
+  /** @internal */
+  markReaped(): void {
+    this.#reaped = true;
   }
 
   signal(signal: StopSignal): void {
     // Its pid is reaped once it has exited and may be reused: never signal it again.
-    if (!this.#exited) this.shim.signal(this.id, signal);
+    if (!this.#exited && !this.#reaped) this.shim.signal(this.id, signal);
   }
 
   isAlive(): boolean {
-    if (this.#exited) return true;
+    if (this.#exited || this.#reaped) return true;
+    return this.#same();
+  }
+
+  #same(): boolean {
     return readProcStat(this.pid)?.startTime === this.startTime;
   }
 
-  /** @internal */
-  output(stream: 1 | 2, data: Buffer): void {
-    this.#lines[stream].push(data);
+  /**
+   * @internal Resolves once the process is gone (its shim died, and with it
+   * the child, by its parent-death signal): SIGKILL if it is still there.
+   */
+  async gone(): Promise<void> {
+    if (this.#exited || this.#reaped) return;
+    for (let waited = 0; this.#same() && waited < 5_000; waited += 10) {
+      if (waited === 500) {
+        try {
+          process.kill(-this.pid, "SIGKILL");
+        } catch {
+          // Gone in between.
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
   }
 
   /** @internal */
-  eof(stream: 1 | 2): void {
+  output(stream: StreamNumber, data: Buffer): void {
+    const lines = this.#lines[stream];
+    lines.push(data);
+    this.#pushed[stream - 1] = (this.#pushed[stream - 1] as number) + data.length;
+    this.#settle(stream);
+  }
+
+  /** Owes the shim the bytes handed on as lines: a line not yet ended is acknowledged with it. */
+  #settle(stream: StreamNumber): void {
+    const i = stream - 1;
+    const settled = (this.#pushed[i] as number) - this.#lines[stream].pendingBytes;
+    this.shim.owe(this.id, stream, settled - (this.#settled[i] as number));
+    this.#settled[i] = settled;
+  }
+
+  /** @internal */
+  eof(stream: StreamNumber): void {
     this.#lines[stream].end();
+    this.#settle(stream);
     this.#open -= 1;
     if (this.#open === 0 && this.#exited) this.shim.forget(this.id);
   }
 
-  /** @internal The shim reaped it: `status` is the raw wait status. */
-  exited(status: number): void {
+  /**
+   * @internal The shim reaped it: `status` is the raw wait status, `timeNs`
+   * the wall-clock time of the reap (undefined when its shim died).
+   */
+  exited(status: number, timeNs: bigint | undefined): void {
     if (this.#exited) return;
     this.#exited = true;
     const signalled = status & 0x7f;
-    this.handlers.onExit(
+    const exit: ChildExit =
       signalled === 0
         ? { code: (status >> 8) & 0xff, signal: null }
-        : { code: null, signal: signalName(signalled) },
+        : { code: null, signal: signalName(signalled) };
+    const endedAt = timeNs === undefined ? Date.now() : Number(timeNs / 1_000_000n);
+    this.#handlers?.onExit(
+      this.adopted ? { ...exit, uptimeMs: Math.max(0, endedAt - this.startedAtWallMs) } : exit,
     );
     if (this.#open === 0) this.shim.forget(this.id);
   }
+}
+
+/**
+ * Stops the shim an earlier daemon left at `listen`, if one is there, and
+ * with it every process it holds (EXIT): for a daemon that cannot adopt
+ * them (--spawner node), which then restarts them from its state file.
+ */
+export async function dismissShim(listen: string, logger: Logger): Promise<void> {
+  const link = await attachShim(listen, 5_000).catch((err: unknown) => {
+    logger.warn({ err }, "could not stop the procmon-shim an earlier procmond left");
+    return undefined;
+  });
+  if (link === undefined) return;
+  logger.warn(
+    { shimPid: link.shimPid, children: link.held.length },
+    "stopping the procmon-shim an earlier procmond left: --spawner node cannot adopt its processes",
+  );
+  const gone = new Promise<void>((resolve) => link.socket.once("close", () => resolve()));
+  link.listen(
+    () => {},
+    () => link.socket.destroy(),
+  );
+  link.socket.end(exitFrame());
+  const timer = setTimeout(() => link.socket.destroy(), 2_000);
+  await gone;
+  clearTimeout(timer);
 }

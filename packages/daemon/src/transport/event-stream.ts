@@ -63,6 +63,11 @@ export class EventStream {
   #full = false;
   #flushScheduled = false;
   #closed = false;
+  /** Bytes taken by write() and written by http2 since the start. */
+  #acceptedBytes = 0;
+  #writtenBytes = 0;
+  /** Callbacks of whenWritten(), each with the #written count it waits for, in order. */
+  #waiters: Array<[number, () => void]> = [];
 
   constructor(
     private readonly messages: MessageStream,
@@ -77,9 +82,21 @@ export class EventStream {
     return this.#queuedBytes + this.#inFlight;
   }
 
+  /**
+   * Calls `done` once what was written so far has been taken by http2 (or the
+   * stream is full or closed: a subscriber that does not keep up is not
+   * waited for). Returns false, without calling it, if there is nothing to wait for.
+   */
+  whenWritten(done: () => void): boolean {
+    if (this.#closed || this.#full || this.#writtenBytes >= this.#acceptedBytes) return false;
+    this.#waiters.push([this.#acceptedBytes, done]);
+    return true;
+  }
+
   /** Queues one encoded message; false means full until `onReady` is called. */
   write(bytes: Uint8Array): boolean {
     if (this.#closed) return false;
+    this.#acceptedBytes += (this.frames === undefined ? 0 : HEADER_BYTES) + bytes.byteLength;
     if (this.frames === undefined) {
       const size = bytes.byteLength;
       this.#inFlight += size;
@@ -92,7 +109,10 @@ export class EventStream {
         queueMicrotask(() => this.flush());
       }
     }
-    if (this.pendingBytes >= this.limit) this.#full = true;
+    if (this.pendingBytes >= this.limit) {
+      this.#full = true;
+      this.#release(Number.POSITIVE_INFINITY);
+    }
     return !this.#full;
   }
 
@@ -124,13 +144,52 @@ export class EventStream {
   close(): void {
     this.flush();
     this.#closed = true;
+    this.#release(Number.POSITIVE_INFINITY);
+  }
+
+  /** Calls the waiters whose bytes are all written by `upTo`. */
+  #release(upTo: number): void {
+    let n = 0;
+    while (n < this.#waiters.length && (this.#waiters[n] as [number, () => void])[0] <= upTo) n++;
+    if (n === 0) return;
+    for (const [, done] of this.#waiters.splice(0, n)) done();
   }
 
   #written(size: number): void {
     this.#inFlight -= size;
+    this.#writtenBytes += size;
+    this.#release(this.#writtenBytes);
     if (this.#full && !this.#closed && this.pendingBytes <= this.limit / 2) {
       this.#full = false;
       this.onReady();
     }
+  }
+}
+
+/**
+ * The event streams of the daemon's subscribers, for what must wait until
+ * the events made so far have reached them (the shim forgets output only
+ * once it has): see {@link EventStream.whenWritten}.
+ */
+export class Deliveries {
+  readonly #streams = new Set<EventStream>();
+
+  add(stream: EventStream): void {
+    this.#streams.add(stream);
+  }
+
+  delete(stream: EventStream): void {
+    this.#streams.delete(stream);
+  }
+
+  /** Calls `done` once every stream that keeps up has written what it was given so far. */
+  after(done: () => void): void {
+    let waiting = 1;
+    const one = () => {
+      waiting -= 1;
+      if (waiting === 0) done();
+    };
+    for (const stream of this.#streams) if (stream.whenWritten(one)) waiting += 1;
+    one();
   }
 }

@@ -40,7 +40,7 @@ import { encodedEvent } from "../wire/event-encoding.js";
 import { processToProto } from "../wire/process.js";
 import { specInputFromProto } from "../wire/spec.js";
 import { toServiceError } from "./errors.js";
-import { EventStream, http2StreamOf } from "./event-stream.js";
+import { type Deliveries, EventStream, http2StreamOf } from "./event-stream.js";
 
 /** What the ProcessMonitor service delegates to. */
 export interface ServiceDeps {
@@ -54,6 +54,8 @@ export interface ServiceDeps {
   readonly limits: Limits;
   /** What GetDaemonInfo answers. */
   readonly info: DaemonInfo;
+  /** Where each subscriber's stream is known while it lasts. */
+  readonly deliveries?: Deliveries | undefined;
 }
 
 /** What the daemon says of itself. */
@@ -152,6 +154,7 @@ export function processMonitorService(
         );
       }
       const stream = new EventStream(call, frames, () => subscription?.resume());
+      deps.deliveries?.add(stream);
       try {
         subscription = events.subscribe(filter, request.afterSeq, {
           // Encoded once per event, however many subscribers it goes to (on
@@ -172,6 +175,7 @@ export function processMonitorService(
           },
         });
       } catch (err) {
+        deps.deliveries?.delete(stream);
         call.emit("error", toServiceError(err, logger));
         return;
       }
@@ -181,6 +185,7 @@ export function processMonitorService(
       const cancel = () => {
         if (released) return;
         released = true;
+        deps.deliveries?.delete(stream);
         subscription?.cancel();
         logger.debug({ subscribers: events.subscriberCount }, "watch ended");
       };
