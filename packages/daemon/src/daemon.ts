@@ -56,7 +56,8 @@ export interface Daemon {
   readonly spawner: "shim" | "node" | "injected";
   /**
    * Resolves, with why, if the daemon can no longer supervise (its shim is
-   * gone): the caller should exit, so that the next daemon sweeps and restarts.
+   * gone and no new one starts): the caller should exit, so that the next
+   * daemon sweeps and restarts.
    */
   readonly failed: Promise<string>;
   /**

@@ -29,6 +29,8 @@ export interface ShimLink {
   readonly held: readonly HeldChild[];
   /** Delivers every frame from now on, those received after the inventory first. */
   listen(onMessage: (message: ShimMessage) => void, onError: (err: Error) => void): void;
+  /** Reads no more frames (they stay in the socket, for the next daemon's shim to send again). */
+  pause(): void;
 }
 
 /** How to reach a shim. */
@@ -135,6 +137,7 @@ async function handshake(
   let deliver: ((message: ShimMessage) => void) | undefined;
   let fail: ((err: Error) => void) | undefined;
   let listening = false;
+  let paused = false;
   const early: ShimMessage[] = [];
   const reader = new FrameReader((message) => {
     if (deliver) deliver(message);
@@ -151,7 +154,9 @@ async function handshake(
     // in a row from a socket that keeps filling, and the events they make
     // would wait for their subscribers' sockets until the next turn.
     socket.pause();
-    setImmediate(() => socket.resume());
+    setImmediate(() => {
+      if (!paused) socket.resume();
+    });
   };
   socket.on("data", onData);
   socket.on("error", (err) => fail?.(err));
@@ -226,6 +231,10 @@ async function handshake(
       deliver = onMessage;
       listening = true;
       socket.resume();
+    },
+    pause() {
+      paused = true;
+      socket.pause();
     },
   };
 }

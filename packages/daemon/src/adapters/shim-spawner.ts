@@ -215,7 +215,7 @@ export class ShimSpawner implements Spawner {
    */
   pause(): void {
     this.#paused = true;
-    this.#link.socket.pause();
+    this.#link.pause();
   }
 
   /** Acknowledges at once everything handed on so far (detach, once it was delivered). */
@@ -447,7 +447,9 @@ export class ShimSpawner implements Spawner {
       const link = this.#link;
       const owed = this.#takeOwed();
       const send = () => {
-        if (!this.#paused) this.#sendCredit(link, owed);
+        // Paused (detaching): kept for acknowledgeNow(), which the detach calls once delivered.
+        if (this.#paused) this.#restoreOwed(owed);
+        else this.#sendCredit(link, owed);
       };
       if (this.#options.afterDelivery) this.#options.afterDelivery(send);
       else send();
@@ -461,6 +463,13 @@ export class ShimSpawner implements Spawner {
     const owed = [...this.#owed];
     this.#owed.clear();
     return owed;
+  }
+
+  #restoreOwed(owed: Array<[number, [number, number]]>): void {
+    for (const [id, [out, err]] of owed) {
+      const now = this.#owed.get(id) ?? [0, 0];
+      this.#owed.set(id, [now[0] + out, now[1] + err]);
+    }
   }
 
   #sendCredit(link: ShimLink, owed: Array<[number, [number, number]]>): void {

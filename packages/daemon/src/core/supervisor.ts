@@ -93,10 +93,10 @@ export class Supervisor {
     const entry = newEntry(spec, intent, source);
     this.entries.set(spec.name, entry);
     this.lifecycle.adopt(entry, found);
-    if (found.exited) return viewOf(entry);
+    // One that ended meanwhile reports its exit next; stopping, it then stays stopped.
     if (intent === "stopped") {
       this.stopEntry(entry, "stop").catch(() => {});
-    } else if (!found.runs(spec)) {
+    } else if (!found.exited && !found.runs(spec)) {
       this.logger.info(
         { process: spec.name },
         "its spec changed before the last daemon died: restarting",

@@ -95,7 +95,7 @@ describe("the shim's frames", () => {
       shimPid: 0,
       held: 0,
     });
-    expect(decodeShimFrame(1, hello(3, Buffer.alloc(0))).version).toBe(3);
+    expect(decodeShimFrame(1, hello(3, Buffer.alloc(0)))).toMatchObject({ version: 3 });
   });
 
   it("CHILD: id, pid, start time, the reaped flag, name and memo", () => {

@@ -135,18 +135,25 @@ describe("adopt", () => {
 describe("the run record given to the spawner", () => {
   it("carries the restart count and the last exit of the process at each spawn", () => {
     const h = makeSupervisor();
-    const records: Array<RunRecord | undefined> = [];
-    const spawn = h.spawner.spawn.bind(h.spawner);
-    h.spawner.spawn = (request, handlers, record) => {
-      records.push(record);
-      return spawn(request, handlers);
-    };
     h.add("web");
     h.clock.advance(5_000);
     h.spawner.last().exit(2);
-    expect(records).toEqual([
+    expect(h.spawner.records).toEqual([
       { restartCount: 0, lastExit: undefined },
       { restartCount: 1, lastExit: { code: 2, signal: null, uptimeMs: 5_000 } },
     ]);
+  });
+});
+
+describe("adopt of a run that ended during the outage, its intent stopped", () => {
+  it("stays stopped once its exit comes", async () => {
+    const h = makeSupervisor();
+    const { run, child } = found(4242, { exited: true });
+    h.sup.adopt(h.spec("web"), "stopped", "api", run);
+    child.handlers.onExit({ code: 0, signal: null, uptimeMs: 90_000 });
+    await flushMicrotasks();
+    expect(h.sup.get("web")).toMatchObject({ state: "stopped", pid: 0, intent: "stopped" });
+    expect(h.spawner.children).toEqual([]);
+    expect(ofKind(h.events, "exited")[0]?.status).toMatchObject({ code: 0, uptimeMs: 90_000 });
   });
 });

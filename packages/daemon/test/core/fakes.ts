@@ -4,6 +4,7 @@ import {
   type Child,
   type ChildHandlers,
   type OutputStreamName,
+  type RunRecord,
   SpawnError,
   type Spawner,
   type SpawnRequest,
@@ -145,8 +146,12 @@ export class FakeSpawner implements Spawner {
   private nextPid = 1001;
   private failing = 0;
 
+  /** The run record of every spawn asked for, in order. */
+  readonly records: Array<RunRecord | undefined> = [];
+
   /** Spawns a FakeChild, or throws SpawnError("ENOENT") while failNext() is armed. */
-  spawn(request: SpawnRequest, handlers: ChildHandlers): Child | undefined {
+  spawn(request: SpawnRequest, handlers: ChildHandlers, record?: RunRecord): Child | undefined {
+    this.records.push(record);
     if (this.answerLater) {
       this.pending.push({ request, handlers });
       return undefined;
