@@ -107,9 +107,10 @@ static int decode_spawn(struct reader *r, struct msg_spawn *s) {
       get_u32(r, "uid", &s->uid) != 0 || get_u32(r, "gid", &s->gid) != 0 ||
       get_str(r, "name", &s->name) != 0 || get_str(r, "path", &s->path) != 0 ||
       get_str_list(r, "argv", &s->argv) != 0 || get_str_list(r, "env", &s->env) != 0 ||
-      get_str(r, "cwd", &s->cwd) != 0)
+      get_str(r, "cwd", &s->cwd) != 0 || get_str(r, "memo", &s->memo) != 0)
     return -1;
   if (s->name.n > MAX_NAME) return fail(r, "name is %u bytes, over %u", s->name.n, MAX_NAME);
+  if (s->memo.n > MAX_MEMO) return fail(r, "memo is %u bytes, over %u", s->memo.n, MAX_MEMO);
   if ((s->flags & ~(SPAWN_SET_UID | SPAWN_SET_GID)) != 0)
     return fail(r, "flags 0x%x has unknown bits", s->flags);
   return 0;
@@ -127,7 +128,11 @@ static int decode_signal(struct reader *r, struct msg_signal *s) {
 }
 
 static int decode_credit(struct reader *r, struct msg_credit *c) {
-  return get_u32(r, "id", &c->id) != 0 || get_u32(r, "bytes", &c->bytes) != 0 ? -1 : 0;
+  if (get_u32(r, "id", &c->id) != 0 || get_u8(r, "stream", &c->stream) != 0 ||
+      get_u32(r, "bytes", &c->bytes) != 0)
+    return -1;
+  if (c->stream != 1 && c->stream != 2) return fail(r, "stream %u is not 1 or 2", c->stream);
+  return 0;
 }
 
 enum split_result frame_split(const uint8_t *buf, size_t n, uint32_t *body, char *err,
@@ -153,6 +158,8 @@ static const char *type_name(uint8_t type) {
     return "SIGNAL";
   case T_CREDIT:
     return "CREDIT";
+  case T_EXIT:
+    return "EXIT";
   default:
     return NULL;
   }
@@ -182,8 +189,11 @@ int message_decode(const uint8_t *body, uint32_t len, struct message *m, char *e
   case T_SIGNAL:
     rc = decode_signal(&r, &m->u.signal);
     break;
-  default:
+  case T_CREDIT:
     rc = decode_credit(&r, &m->u.credit);
+    break;
+  default:
+    rc = 0; /* EXIT: no fields, and nothing may follow */
     break;
   }
   if (rc == 0 && r.left != 0) rc = fail(&r, "%u bytes after its fields", r.left);
@@ -268,11 +278,25 @@ static uint8_t *put_header(uint8_t *p, size_t size, uint8_t type) {
   return put_u8(put_u32(p, (uint32_t)(size - FRAME_HEADER)), type);
 }
 
-size_t encode_hello(uint8_t *dst, uint32_t shim_pid) {
+size_t encode_hello(uint8_t *dst, uint32_t shim_pid, uint32_t held) {
   uint8_t *p = put_header(dst, HELLO_FRAME_SIZE, T_HELLO);
   p = put_u16(put_u32(p, HELLO_MAGIC), SHIM_PROTOCOL_VERSION);
-  put_u32(put_u16(p, 0), shim_pid);
+  put_u32(put_u32(put_u16(p, 0), shim_pid), held);
   return HELLO_FRAME_SIZE;
+}
+
+static uint8_t *put_str(uint8_t *p, const char *s, uint32_t n) {
+  p = put_u32(p, n);
+  if (n > 0) memcpy(p, s, n);
+  return p + n;
+}
+
+size_t encode_child(uint8_t *dst, const struct child_report *r) {
+  size_t size = CHILD_FRAME_SIZE((size_t)r->name_n, (size_t)r->memo_n);
+  uint8_t *p = put_header(dst, size, T_CHILD);
+  p = put_u8(put_u64(put_u32(put_u32(p, r->id), r->pid), r->start_time), r->flags);
+  put_str(put_str(p, r->name, r->name_n), r->memo, r->memo_n);
+  return size;
 }
 
 size_t encode_spawned(uint8_t *dst, uint32_t id, uint32_t pid, uint64_t start_time) {

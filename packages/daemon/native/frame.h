@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SHIM_PROTOCOL_VERSION 1
+#define SHIM_PROTOCOL_VERSION 2
 #define HELLO_MAGIC 0x534d5250u
 #define MAX_FRAME 1048576u
 #define MAX_LIST 65536u
@@ -15,6 +15,8 @@
 #define MAX_OUTPUT 65536u
 /** The longest SPAWN `name`: the daemon's names are 1 to 128 characters. */
 #define MAX_NAME 255u
+/** The longest SPAWN `memo`: what a later daemon needs to take the run over. */
+#define MAX_MEMO 4096u
 /** The u32 length before every frame. */
 #define FRAME_HEADER 4u
 
@@ -29,6 +31,8 @@ enum frame_type {
   T_EOF = 8,
   T_EXITED = 9,
   T_ERROR = 10,
+  T_CHILD = 11,
+  T_EXIT = 12,
 };
 
 #define SPAWN_SET_UID 1u
@@ -53,7 +57,7 @@ struct msg_hello {
 
 struct msg_spawn {
   uint32_t id, flags, uid, gid;
-  struct str_view name, path, cwd;
+  struct str_view name, path, cwd, memo;
   struct str_list argv, env;
 };
 
@@ -65,6 +69,7 @@ struct msg_signal {
 
 struct msg_credit {
   uint32_t id, bytes;
+  uint8_t stream; /* 1 stdout, 2 stderr */
 };
 
 /** One decoded daemon-to-shim frame; its views point into the frame. */
@@ -113,13 +118,16 @@ int spawn_strings_build(const struct msg_spawn *s, struct spawn_strings *out);
 void spawn_strings_free(struct spawn_strings *s);
 
 /** Sizes of the shim's frames, length field included. */
-#define HELLO_FRAME_SIZE (FRAME_HEADER + 1 + 4 + 2 + 2 + 4)
+#define HELLO_FRAME_SIZE (FRAME_HEADER + 1 + 4 + 2 + 2 + 4 + 4)
 #define SPAWNED_FRAME_SIZE (FRAME_HEADER + 1 + 4 + 4 + 8)
 #define SPAWN_FAILED_FRAME_SIZE (FRAME_HEADER + 1 + 4 + 4 + 1)
 #define OUTPUT_HEADER_SIZE (FRAME_HEADER + 1 + 4 + 1)
 #define EOF_FRAME_SIZE (FRAME_HEADER + 1 + 4 + 1)
 #define EXITED_FRAME_SIZE (FRAME_HEADER + 1 + 4 + 4 + 4 + 8 * 4)
 #define ERROR_FRAME_MAX (FRAME_HEADER + 1 + 4 + 256)
+/** A CHILD frame with a name of `name_n` and a memo of `memo_n` bytes. */
+#define CHILD_FRAME_SIZE(name_n, memo_n) (FRAME_HEADER + 1 + 4 + 4 + 8 + 1 + 4 + (name_n) + 4 + (memo_n))
+#define CHILD_REAPED 1u
 
 struct exit_report {
   uint32_t id, pid;
@@ -128,7 +136,19 @@ struct exit_report {
 };
 
 /** Each writes one whole frame at `dst` (room for its size) and returns its size. */
-size_t encode_hello(uint8_t *dst, uint32_t shim_pid);
+/** `held`: the number of CHILD frames that follow it. */
+size_t encode_hello(uint8_t *dst, uint32_t shim_pid, uint32_t held);
+
+/** What a CHILD frame says of one held child. */
+struct child_report {
+  uint32_t id, pid;
+  uint64_t start_time;
+  uint8_t flags;
+  const char *name, *memo;
+  uint32_t name_n, memo_n;
+};
+
+size_t encode_child(uint8_t *dst, const struct child_report *r);
 size_t encode_spawned(uint8_t *dst, uint32_t id, uint32_t pid, uint64_t start_time);
 size_t encode_spawn_failed(uint8_t *dst, uint32_t id, int32_t err, uint8_t stage);
 /** The header of an OUTPUT frame whose `n` data bytes follow it. */

@@ -92,3 +92,15 @@ int by_fd_set(struct shim *s, int fd, struct stream *st) {
   s->by_fd[fd] = st;
   return 0;
 }
+
+void children_each(struct shim *s, void (*fn)(struct shim *, struct child *)) {
+  const struct child_index *ix = &s->by_id;
+  for (uint32_t i = 0; i <= ix->mask; i++) {
+    struct child *c = ix->buckets[i], *next;
+    // The next one is taken first: `fn` may free (and unlink) the child it gets.
+    for (; c != NULL; c = next) {
+      next = c->link[0];
+      fn(s, c);
+    }
+  }
+}

@@ -24,6 +24,7 @@ struct spawn_request {
   const struct spawn_strings *str;
   uint32_t flags, uid, gid;
   int devnull;
+  pid_t shim_pid; /* the child's parent: if that is not its parent any more, the shim died */
 };
 
 struct spawn_result {

@@ -16,7 +16,9 @@ static void check_spawn(const struct msg_spawn *m, uint32_t frame_len) {
   for (i = 0; s.argv[i] != NULL; i++) total += strlen(s.argv[i]);
   if (i != m->argv.count) __builtin_trap();
   for (i = 0; s.env[i] != NULL; i++) total += strlen(s.env[i]);
-  if (i != m->env.count || total > frame_len || m->name.n > MAX_NAME) __builtin_trap();
+  if (i != m->env.count || total + m->memo.n > frame_len || m->name.n > MAX_NAME ||
+      m->memo.n > MAX_MEMO)
+    __builtin_trap();
   spawn_strings_free(&s);
 }
 
@@ -36,6 +38,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       if (memchr(err, '\0', sizeof err) == NULL) __builtin_trap();
     } else if (m.type == T_SPAWN) {
       check_spawn(&m.u.spawn, len);
+    } else if (m.type == T_CREDIT && m.u.credit.stream != 1 && m.u.credit.stream != 2) {
+      __builtin_trap();
+    } else if (m.type == T_EXIT && len != 1) {
+      __builtin_trap();
     }
     free(body);
     at += FRAME_HEADER + len;

@@ -1,14 +1,16 @@
 // The test side of the shim protocol (packages/daemon/native/PROTOCOL.md),
 // written from the document alone: frame encoders for the daemon's frames, a
-// strict decoder of the shim's, and a harness that runs a real shim on a
-// socket pair and records what it says.
+// strict decoder of the shim's, a connection that records what the shim says
+// on one socket, and a harness that runs a real shim on a socket pair (and
+// connects to its --listen socket).
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
-import type { Socket } from "node:net";
+import { createConnection, type Socket } from "node:net";
 
 export const MAGIC = 0x534d5250;
 export const MAX_FRAME = 1_048_576;
 export const CREDIT_INITIAL = 262_144;
+export const VERSION = 2;
 /** How long any one wait of these tests may take. */
 export const WAIT_MS = 5_000;
 
@@ -23,6 +25,8 @@ export const T = {
   EOF: 8,
   EXITED: 9,
   ERROR: 10,
+  CHILD: 11,
+  EXIT: 12,
 } as const;
 
 /** Builds one frame's payload field by field. */
@@ -72,7 +76,7 @@ export class FrameWriter {
   }
 }
 
-export function helloFrame(version = 1, magic = MAGIC, reserved = 0): Buffer {
+export function helloFrame(version = VERSION, magic = MAGIC, reserved = 0): Buffer {
   return new FrameWriter().u32(magic).u16(version).u16(reserved).frame(T.HELLO);
 }
 
@@ -87,6 +91,7 @@ export interface SpawnFields {
   readonly flags?: number;
   readonly uid?: number;
   readonly gid?: number;
+  readonly memo?: string | Buffer;
 }
 
 export function spawnWriter(f: SpawnFields): FrameWriter {
@@ -99,20 +104,41 @@ export function spawnWriter(f: SpawnFields): FrameWriter {
     .str(f.path)
     .strList(f.argv)
     .strList(f.env ?? [])
-    .str(f.cwd ?? "");
+    .str(f.cwd ?? "")
+    .str(f.memo ?? "");
 }
 
 export function signalFrame(id: number, signo: number, scope: 0 | 1): Buffer {
   return new FrameWriter().u32(id).i32(signo).u8(scope).frame(T.SIGNAL);
 }
 
-export function creditFrame(id: number, bytes: number): Buffer {
-  return new FrameWriter().u32(id).u32(bytes).frame(T.CREDIT);
+export function creditFrame(id: number, stream: number, bytes: number): Buffer {
+  return new FrameWriter().u32(id).u8(stream).u32(bytes).frame(T.CREDIT);
+}
+
+export function exitFrame(): Buffer {
+  return new FrameWriter().frame(T.EXIT);
 }
 
 /** One frame from the shim, decoded. */
 export type ShimFrame =
-  | { type: "hello"; magic: number; version: number; reserved: number; pid: number }
+  | {
+      type: "hello";
+      magic: number;
+      version: number;
+      reserved: number;
+      pid: number;
+      held: number;
+    }
+  | {
+      type: "child";
+      id: number;
+      pid: number;
+      startTime: bigint;
+      flags: number;
+      name: string;
+      memo: string;
+    }
   | { type: "spawned"; id: number; pid: number; startTime: bigint }
   | { type: "spawn_failed"; id: number; errno: number; stage: number }
   | { type: "output"; id: number; stream: number; data: Buffer }
@@ -145,7 +171,11 @@ class FrameReader {
   i64 = () => this.body.readBigInt64LE(this.#take(8));
   u64 = () => this.body.readBigUInt64LE(this.#take(8));
   rest = () => this.body.subarray(this.#take(this.body.length - this.#at));
-  str = () => this.body.subarray(this.#take(this.u32())).toString();
+  str = () => {
+    const n = this.u32();
+    const at = this.#take(n);
+    return this.body.subarray(at, at + n).toString();
+  };
   end(): void {
     if (this.#at !== this.body.length) throw new Error("bytes after the frame's fields");
   }
@@ -154,7 +184,24 @@ class FrameReader {
 function decodeBody(type: number, r: FrameReader): ShimFrame | { type: "error"; message: string } {
   switch (type) {
     case T.HELLO:
-      return { type: "hello", magic: r.u32(), version: r.u16(), reserved: r.u16(), pid: r.u32() };
+      return {
+        type: "hello",
+        magic: r.u32(),
+        version: r.u16(),
+        reserved: r.u16(),
+        pid: r.u32(),
+        held: r.u32(),
+      };
+    case T.CHILD:
+      return {
+        type: "child",
+        id: r.u32(),
+        pid: r.u32(),
+        startTime: r.u64(),
+        flags: r.u8(),
+        name: r.str(),
+        memo: r.str(),
+      };
     case T.SPAWNED:
       return { type: "spawned", id: r.u32(), pid: r.u32(), startTime: r.u64() };
     case T.SPAWN_FAILED:
@@ -222,46 +269,28 @@ export interface ShimOptions {
   readonly extraFds?: number;
   /** Gives back the credit of each OUTPUT as it arrives, as the daemon's log sink would. */
   readonly autoCredit?: boolean;
+  /** --listen PATH: the shim outlives this harness's socket. */
+  readonly listen?: string;
+  /** --detached-output-buffer BYTES. */
+  readonly detachedOutputBuffer?: number;
 }
 
 type Waiter = { test: (f: AnyShimFrame) => boolean; resolve: (f: AnyShimFrame) => void };
 
-/** A running shim on a socket pair, and everything it has said. */
-export class ShimHarness {
-  readonly process: ChildProcess;
+/** One socket to a shim, and everything the shim has said on it. */
+export class ShimConnection {
   readonly socket: Socket;
   readonly frames: AnyShimFrame[] = [];
-  stderr = "";
   /** True once the socket reached its end (the shim closed it or exited). */
   socketEnded = false;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   readonly #waiters = new Set<Waiter>();
   readonly #decoder = new FrameDecoder();
+  readonly #ended: Promise<void>;
   #autoCredit: boolean;
-  #ended: Promise<void>;
 
-  constructor(binary: string, options: ShimOptions = {}) {
-    this.#autoCredit = options.autoCredit ?? true;
-    const shimArgs = [...(options.wrapper ?? []), binary, "--fd", "3"];
-    const [file, args] =
-      options.shellPrefix === undefined
-        ? [shimArgs[0] ?? binary, shimArgs.slice(1)]
-        : ["/bin/sh", ["-c", `${options.shellPrefix}; exec "$@"`, "sh", ...shimArgs]];
-    const extra = Array.from({ length: options.extraFds ?? 0 }, () => "pipe" as const);
-    this.process = spawn(file, args, {
-      stdio: ["ignore", "ignore", "pipe", "pipe", ...extra],
-      cwd: options.cwd,
-      uid: options.uid,
-      gid: options.gid,
-      env: options.env ?? process.env,
-    });
-    this.exited = new Promise((resolve) =>
-      this.process.on("exit", (code, signal) => resolve({ code, signal })),
-    );
-    this.process.stderr?.on("data", (d: Buffer) => {
-      this.stderr += d.toString();
-    });
-    this.socket = this.process.stdio[3] as Socket;
+  constructor(socket: Socket, autoCredit = true) {
+    this.socket = socket;
+    this.#autoCredit = autoCredit;
     this.#ended = new Promise((resolve) => this.socket.on("close", () => resolve()));
     this.socket.on("end", () => {
       this.socketEnded = true;
@@ -270,8 +299,9 @@ export class ShimHarness {
     this.socket.on("data", (chunk: Buffer) => this.#receive(chunk));
   }
 
-  get pid(): number {
-    return this.process.pid ?? -1;
+  /** What to say when a wait times out (the harness adds the shim's stderr). */
+  protected describe(): string {
+    return "";
   }
 
   /** Turns giving credit back on or off (the flood test spends it on purpose). */
@@ -294,9 +324,7 @@ export class ShimHarness {
     return new Promise<F>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#waiters.delete(waiter);
-        reject(
-          new Error(`no ${what} from the shim within ${timeoutMs} ms; stderr: ${this.stderr}`),
-        );
+        reject(new Error(`no ${what} from the shim within ${timeoutMs} ms${this.describe()}`));
       }, timeoutMs);
       const waiter: Waiter = {
         test,
@@ -320,6 +348,26 @@ export class ShimHarness {
       "HELLO",
       (f): f is Extract<ShimFrame, { type: "hello" }> => f.type === "hello",
     );
+  }
+
+  /** The HELLO and the `held` CHILD frames after it (sending HELLO first unless `sent`). */
+  async inventory(sent = false): Promise<{
+    hello: Extract<ShimFrame, { type: "hello" }>;
+    children: Extract<ShimFrame, { type: "child" }>[];
+  }> {
+    if (!sent) this.send(helloFrame());
+    const hello = await this.waitFor(
+      "HELLO",
+      (f): f is Extract<ShimFrame, { type: "hello" }> => f.type === "hello",
+    );
+    const children = () =>
+      this.frames.filter((f): f is Extract<ShimFrame, { type: "child" }> => f.type === "child");
+    if (children().length < hello.held)
+      await this.waitFor(
+        `${hello.held} CHILD frames`,
+        (f): f is ShimFrame => f.type === "child" && children().length >= hello.held,
+      );
+    return { hello, children: children() };
   }
 
   /** Sends a SPAWN and waits for its answer. */
@@ -367,27 +415,27 @@ export class ShimHarness {
   }
 
   /** Waits until the output of `id` on `stream` matches `pattern`. */
-  async outputMatching(id: number, stream: 1 | 2, pattern: RegExp): Promise<string> {
+  async outputMatching(
+    id: number,
+    stream: 1 | 2,
+    pattern: RegExp,
+    timeoutMs = WAIT_MS,
+  ): Promise<string> {
     const matches = () => pattern.test(this.output(id, stream).toString());
     if (!matches())
       await this.waitFor(
         `output of ${id} matching ${pattern}`,
         (f): f is ShimFrame => f.type === "output" && f.id === id && matches(),
+        timeoutMs,
       );
     return this.output(id, stream).toString();
-  }
-
-  /** Ends the daemon's side of the socket and waits for the shim to exit. */
-  async stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    this.socket.end();
-    return withTimeout(this.exited, "the shim to exit");
   }
 
   #receive(chunk: Buffer): void {
     for (const frame of this.#decoder.push(chunk)) {
       this.frames.push(frame);
       if (this.#autoCredit && frame.type === "output") {
-        this.send(creditFrame(frame.id, frame.data.length));
+        this.send(creditFrame(frame.id, frame.stream, frame.data.length));
       }
       for (const waiter of this.#waiters) {
         if (waiter.test(frame)) {
@@ -396,6 +444,82 @@ export class ShimHarness {
         }
       }
     }
+  }
+}
+
+/** A running shim on a socket pair (fd 3), and everything it has said there. */
+export class ShimHarness extends ShimConnection {
+  readonly process: ChildProcess;
+  stderr = "";
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** The connections made to its --listen socket. */
+  readonly connections: ShimConnection[] = [];
+  /** Whether it was started with --listen (and so outlives its socket). */
+  readonly listening: boolean;
+
+  constructor(binary: string, options: ShimOptions = {}) {
+    const flags = [
+      ...(options.listen === undefined ? [] : ["--listen", options.listen]),
+      ...(options.detachedOutputBuffer === undefined
+        ? []
+        : ["--detached-output-buffer", String(options.detachedOutputBuffer)]),
+    ];
+    const shimArgs = [...(options.wrapper ?? []), binary, "--fd", "3", ...flags];
+    const [file, args] =
+      options.shellPrefix === undefined
+        ? [shimArgs[0] ?? binary, shimArgs.slice(1)]
+        : ["/bin/sh", ["-c", `${options.shellPrefix}; exec "$@"`, "sh", ...shimArgs]];
+    const extra = Array.from({ length: options.extraFds ?? 0 }, () => "pipe" as const);
+    const child = spawn(file, args, {
+      stdio: ["ignore", "ignore", "pipe", "pipe", ...extra],
+      cwd: options.cwd,
+      uid: options.uid,
+      gid: options.gid,
+      env: options.env ?? process.env,
+    });
+    super(child.stdio[3] as Socket, options.autoCredit ?? true);
+    this.process = child;
+    this.listening = options.listen !== undefined;
+    this.exited = new Promise((resolve) =>
+      this.process.on("exit", (code, signal) => resolve({ code, signal })),
+    );
+    this.process.stderr?.on("data", (d: Buffer) => {
+      this.stderr += d.toString();
+    });
+  }
+
+  protected override describe(): string {
+    return `; stderr: ${this.stderr}`;
+  }
+
+  get pid(): number {
+    return this.process.pid ?? -1;
+  }
+
+  /** Whether the shim process is still running. */
+  get running(): boolean {
+    return this.process.exitCode === null && this.process.signalCode === null;
+  }
+
+  /** Connects to the shim's --listen socket, as a later daemon would (no frame sent yet). */
+  async connect(socketPath: string, autoCredit = true): Promise<ShimConnection> {
+    const socket = createConnection(socketPath);
+    await withTimeout(
+      new Promise<void>((resolve, reject) => {
+        socket.once("connect", () => resolve());
+        socket.once("error", reject);
+      }),
+      `a connection to ${socketPath}`,
+    );
+    const c = new ShimConnection(socket, autoCredit);
+    this.connections.push(c);
+    return c;
+  }
+
+  /** Ends the daemon's side of the socket and waits for the shim to exit. */
+  async stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    this.socket.end();
+    return withTimeout(this.exited, "the shim to exit");
   }
 }
 

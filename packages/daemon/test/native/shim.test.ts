@@ -14,6 +14,7 @@ import {
   readlinkSync,
   realpathSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
@@ -22,9 +23,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
   CREDIT_INITIAL,
   creditFrame,
+  exitFrame,
   FrameWriter,
   helloFrame,
   procStat,
+  type ShimConnection,
   type ShimFrame,
   ShimHarness,
   type ShimOptions,
@@ -69,6 +72,8 @@ interface Stray {
 
 let dir: string;
 const running: ShimHarness[] = [];
+/** Names the --listen sockets of the whole file (both binaries' tests share `dir`). */
+let sockets = 0;
 const strays: Stray[] = [];
 
 beforeAll(() => {
@@ -84,9 +89,15 @@ afterEach(async () => {
   for (const s of strays.splice(0)) if (alive(s)) process.kill(s.pid, "SIGKILL");
 });
 
-/** Ends what the test left: its children's trees, through the shim, then the shim. */
+/**
+ * Ends what the test left: its children's trees, through the shim, then the
+ * shim. A --listen shim outlives its socket: it is killed, and its children
+ * die with it.
+ */
 async function shutDown(h: ShimHarness): Promise<void> {
-  if (h.process.exitCode === null && h.process.signalCode === null && !h.socketEnded) {
+  if (h.listening && h.running) {
+    h.process.kill("SIGKILL");
+  } else if (h.running && !h.socketEnded) {
     const open = h.frames.flatMap((f) =>
       f.type === "spawned" && !h.frames.some((e) => e.type === "exited" && e.id === f.id)
         ? [f.id]
@@ -98,9 +109,11 @@ async function shutDown(h: ShimHarness): Promise<void> {
   }
   await withTimeout(h.exited, "the shim to exit").catch(() => h.process.kill("SIGKILL"));
   // Should the shim have failed at that, its children, if still the same processes.
-  for (const f of h.frames)
-    if (f.type === "spawned" && alive({ pid: f.pid, startTime: f.startTime }))
-      process.kill(f.pid, "SIGKILL");
+  for (const c of [h, ...h.connections]) {
+    c.socket.destroy();
+    for (const f of c.frames)
+      if ((f.type === "spawned" || f.type === "child") && alive(f)) process.kill(f.pid, "SIGKILL");
+  }
   expect(h.stderr).not.toMatch(/Sanitizer|runtime error/);
 }
 
@@ -229,31 +242,32 @@ describe.each(built)("$label", ({ file: binary }) => {
   }
 
   describe("the handshake", () => {
-    it("answers HELLO with the magic, version 1, reserved 0 and its pid; --version says 1", async () => {
+    it("answers HELLO with the magic, version 2, reserved 0, its pid and held 0; --version says 2", async () => {
       const h = start();
       const hello = await h.handshake();
       expect(hello).toEqual({
         type: "hello",
         magic: 0x534d5250,
-        version: 1,
+        version: 2,
         reserved: 0,
         pid: h.pid,
+        held: 0,
       });
       expect(h.frames).toHaveLength(1);
       const version = spawnSync(binary, ["--version"], { encoding: "utf8" });
-      expect(version.stdout).toBe("procmon-shim 1\n");
+      expect(version.stdout).toBe("procmon-shim 2\n");
       expect(version.status).toBe(0);
     });
 
-    it("answers a daemon of protocol 2 with its own HELLO (version 1), then closes and exits 1", async () => {
+    it("answers a daemon of protocol 3 with its own HELLO (version 2), then closes and exits 1", async () => {
       const h = start();
-      // A version 2 HELLO may be longer: the version alone decides.
-      h.send(new FrameWriter().u32(0x534d5250).u16(2).u16(0).u32(77).frame(T.HELLO));
+      // A version 3 HELLO may be longer: the version alone decides.
+      h.send(new FrameWriter().u32(0x534d5250).u16(3).u16(0).u32(77).frame(T.HELLO));
       const hello = await h.waitFor("HELLO", (f): f is ShimFrame => f.type === "hello");
-      expect(hello).toMatchObject({ version: 1 });
+      expect(hello).toMatchObject({ version: 2, held: 0 });
       await h.closed();
       expect((await withTimeout(h.exited, "exit")).code).toBe(1);
-      expect(h.stderr).toMatch(/protocol 2, this shim 1/);
+      expect(h.stderr).toMatch(/protocol 3, this shim 2/);
       expect(h.frames).toHaveLength(1);
     });
   });
@@ -494,11 +508,22 @@ describe.each(built)("$label", ({ file: binary }) => {
         /frame length 1048577 is not 1 to 1048576/,
       ],
       ["a length of 0", () => length(0), /frame length 0/],
-      ["a truncated SPAWN", () => truncated(spawnOf(), 2), /SPAWN: the frame ends inside cwd/],
+      ["a truncated SPAWN", () => truncated(spawnOf(), 2), /SPAWN: the frame ends inside memo/],
       [
         "bytes after the fields",
-        () => new FrameWriter().u32(1).u32(5).u8(0).frame(T.CREDIT),
+        () => new FrameWriter().u32(1).u8(1).u32(5).u8(0).frame(T.CREDIT),
         /CREDIT: 1 bytes after/,
+      ],
+      [
+        "a CREDIT of version 1 (no stream)",
+        () => new FrameWriter().u32(1).u32(5).frame(T.CREDIT),
+        /CREDIT: the frame ends inside bytes/,
+      ],
+      ["a CREDIT of stream 3", () => creditFrame(1, 3, 5), /CREDIT: stream 3 is not 1 or 2/],
+      [
+        "an EXIT with a payload",
+        () => new FrameWriter().u8(0).frame(T.EXIT),
+        /EXIT: 1 bytes after/,
       ],
       ["an unknown type", () => new FrameWriter().u32(1).frame(42), /unknown frame type 42/],
       [
@@ -527,6 +552,7 @@ describe.each(built)("$label", ({ file: binary }) => {
         /SPAWN: argv has 65537 items, over 65536/,
       ],
       ["a name over 255 bytes", () => spawnOf({ name: "n".repeat(256) }), /name is 256 bytes/],
+      ["a memo over 4,096 bytes", () => spawnOf({ memo: "m".repeat(4097) }), /memo is 4097 bytes/],
       ["unknown flags", () => spawnOf({ flags: 4 }), /flags 0x4 has unknown bits/],
       ["signo 0", () => signalFrame(1, 0, 0), /signo 0 is not 1 to 64/],
       ["signo 65", () => signalFrame(1, 65, 0), /signo 65/],
@@ -544,8 +570,8 @@ describe.each(built)("$label", ({ file: binary }) => {
 
     it.each([
       ["a first frame that is not HELLO", () => spawnOf(), /first frame must be HELLO/],
-      ["a wrong magic", () => helloFrame(1, 0x12345678), /magic 0x12345678/],
-      ["a reserved field not 0", () => helloFrame(1, 0x534d5250, 1), /reserved is 1/],
+      ["a wrong magic", () => helloFrame(2, 0x12345678), /magic 0x12345678/],
+      ["a reserved field not 0", () => helloFrame(2, 0x534d5250, 1), /reserved is 1/],
     ] as [string, () => Buffer, RegExp][])("%s", async (_, frame, message) => {
       const h = start();
       h.send(frame());
@@ -659,7 +685,7 @@ describe.each(built)("$label", ({ file: binary }) => {
       expect(h.output(1, 1).length).toBe(CREDIT_INITIAL);
       expect(h.frames.some((f) => f.type === "exited")).toBe(false);
       h.autoCredit = true;
-      h.send(creditFrame(1, CREDIT_INITIAL));
+      h.send(creditFrame(1, 1, CREDIT_INITIAL));
       await h.exitOf(1, 20_000);
       const expected = Array.from({ length: 600_000 }, (_, i) => `${i + 1}\n`).join("");
       expect(h.output(1, 1).toString()).toBe(expected);
@@ -817,7 +843,7 @@ describe.each(built)("$label", ({ file: binary }) => {
       else stray(first.pid);
       h.send(signalFrame(1, 9, 0));
       h.send(signalFrame(1, 9, 1));
-      h.send(creditFrame(1, 1000));
+      h.send(creditFrame(1, 1, 1000));
       // Frames are handled in order: once this one is answered, the others were.
       await h.spawned({ id: 2, path: "/bin/true", argv: ["true"] });
       const exitAt = h.frames.findIndex((f) => f.type === "exited" && f.id === 1);
@@ -829,14 +855,285 @@ describe.each(built)("$label", ({ file: binary }) => {
     });
   });
 
+  describe("CREDIT acknowledges output", () => {
+    it("acknowledging more of a stream than was sent is a protocol error", async () => {
+      const h = await ready({ autoCredit: false });
+      // It lives on: CREDIT for an id the shim no longer holds would be ignored.
+      const script = "echo hi; exec sleep 30";
+      await h.spawned({ id: 1, path: "/bin/sh", argv: ["sh", "-c", script], env: [PATH_ENV] });
+      await h.outputMatching(1, 1, /^hi\n$/);
+      // All three bytes sent: acknowledging them is fine, and a fourth is not.
+      h.send(creditFrame(1, 1, 3));
+      h.send(creditFrame(1, 1, 1));
+      const error = await h.waitFor("ERROR", (f): f is ShimFrame => f.type === "error");
+      expect(error).toMatchObject({ message: expect.stringMatching(/^CREDIT: 1 bytes of id 1/) });
+      await h.closed();
+      expect((await withTimeout(h.exited, "exit")).code).toBe(1);
+    });
+
+    it("acknowledging a stream that sent nothing is a protocol error", async () => {
+      const h = await ready({ autoCredit: false });
+      const script = "echo hi; exec sleep 30";
+      await h.spawned({ id: 1, path: "/bin/sh", argv: ["sh", "-c", script], env: [PATH_ENV] });
+      await h.outputMatching(1, 1, /^hi\n$/);
+      h.send(creditFrame(1, 2, 1));
+      const error = await h.waitFor("ERROR", (f): f is ShimFrame => f.type === "error");
+      expect(error).toMatchObject({ message: expect.stringMatching(/stream 2 acknowledged/) });
+      await h.closed();
+    });
+  });
+
+  describe("--listen: the shim outlives its daemon", () => {
+    /** A fresh socket path, short enough for sun_path. */
+    const socketPath = () => path.join(dir, `l${sockets++}.sock`);
+
+    async function listening(options: ShimOptions = {}) {
+      const p = socketPath();
+      const h = await ready({ listen: p, ...options });
+      return { h, p };
+    }
+
+    /** Ends the daemon's side and waits until the shim has closed its own (it is detached then). */
+    async function detach(c: ShimConnection): Promise<void> {
+      c.socket.end();
+      await c.closed();
+    }
+
+    /** A FIFO a child blocks on (`read x < FIFO`) until the test writes a line to it. */
+    function fifo(name: string): string {
+      const p = path.join(dir, name);
+      rmSync(p, { force: true });
+      expect(spawnSync("mkfifo", [p]).status).toBe(0);
+      return p;
+    }
+
+    const sh = (
+      id: number,
+      script: string,
+      extra: Partial<Parameters<ShimHarness["spawn"]>[0]> = {},
+    ) => ({
+      id,
+      path: "/bin/sh",
+      argv: ["sh", "-c", script],
+      env: [PATH_ENV],
+      ...extra,
+    });
+
+    const lines = (n: number) => Array.from({ length: n }, (_, i) => `${i + 1}\n`).join("");
+
+    it("keeps its children when the daemon goes; the next one gets HELLO, the inventory and the exits", async () => {
+      const { h, p } = await listening();
+      const go = fifo("go-exit");
+      const a = await h.spawned({
+        id: 1,
+        name: "alpha",
+        path: "/bin/sleep",
+        argv: ["sleep", "30"],
+        memo: "run 1 of alpha",
+      });
+      const b = await h.spawned(
+        sh(2, `read x < ${go}; exit 7`, { name: "beta", memo: '{"run":2}' }),
+      );
+      const c = await h.spawned({
+        id: 3,
+        name: "gamma",
+        path: "/bin/sleep",
+        argv: ["sleep", "30"],
+      });
+      await detach(h);
+      expect(h.running).toBe(true);
+      // Beta exits while no daemon is attached.
+      writeFileSync(go, "\n");
+      await until("beta's reap", () => procStat(b.pid) === undefined);
+      const attachedAt = BigInt(Date.now()) * 1_000_000n;
+      expect([alive(a), alive(c)]).toEqual([true, true]);
+      const d = await h.connect(p);
+      const { hello, children } = await d.inventory();
+      expect(hello).toEqual({
+        type: "hello",
+        magic: 0x534d5250,
+        version: 2,
+        reserved: 0,
+        pid: h.pid,
+        held: 3,
+      });
+      expect(d.frames.slice(0, 4).map((f) => f.type)).toEqual(["hello", "child", "child", "child"]);
+      expect([...children].sort((x, y) => x.id - y.id)).toEqual([
+        {
+          type: "child",
+          id: 1,
+          pid: a.pid,
+          startTime: a.startTime,
+          flags: 0,
+          name: "alpha",
+          memo: "run 1 of alpha",
+        },
+        {
+          type: "child",
+          id: 2,
+          pid: b.pid,
+          startTime: b.startTime,
+          flags: 1,
+          name: "beta",
+          memo: '{"run":2}',
+        },
+        {
+          type: "child",
+          id: 3,
+          pid: c.pid,
+          startTime: c.startTime,
+          flags: 0,
+          name: "gamma",
+          memo: "",
+        },
+      ]);
+      const exitB = await d.exitOf(2);
+      expect(exitB).toMatchObject({ pid: b.pid, status: 7 << 8 });
+      expect(exitB.timeNs < attachedAt).toBe(true);
+      await Promise.all([d.eofOf(2, 1), d.eofOf(2, 2)]);
+      // Business as usual on the new connection.
+      d.send(signalFrame(1, 9, 0));
+      expect(await d.exitOf(1)).toMatchObject({ pid: a.pid, status: 9 });
+      await d.spawned({ id: 4, path: "/bin/echo", argv: ["echo", "fresh"] });
+      expect((await d.exitOf(4)).status).toBe(0);
+      expect(d.output(4, 1).toString()).toBe("fresh\n");
+      // Nothing of the first daemon's traffic is repeated for ids that are done.
+      expect(d.frames.filter((f) => f.type === "spawned").map((f) => "id" in f && f.id)).toEqual([
+        4,
+      ]);
+    });
+
+    it("delivers output written while detached, re-sends the unacknowledged, not the acknowledged", async () => {
+      const { h, p } = await listening();
+      const one = fifo("go-1");
+      const two = fifo("go-2");
+      const script = `echo acked; echo err-acked >&2; read x < ${one}; echo unacked; echo err-unacked >&2; read x < ${two}; echo detached; echo err-detached >&2`;
+      const child = await h.spawned(sh(1, script));
+      await h.outputMatching(1, 1, /^acked\n$/);
+      await h.outputMatching(1, 2, /^err-acked\n$/);
+      // From here on this daemon receives but acknowledges nothing.
+      h.autoCredit = false;
+      writeFileSync(one, "\n");
+      await h.outputMatching(1, 1, /unacked\n$/);
+      await h.outputMatching(1, 2, /err-unacked\n$/);
+      await detach(h);
+      writeFileSync(two, "\n");
+      await until("the child's reap", () => procStat(child.pid) === undefined);
+      const d = await h.connect(p);
+      const { children } = await d.inventory();
+      expect(children).toMatchObject([{ id: 1, flags: 1 }]);
+      await Promise.all([d.eofOf(1, 1), d.eofOf(1, 2), d.exitOf(1)]);
+      expect(d.output(1, 1).toString()).toBe("unacked\ndetached\n");
+      expect(d.output(1, 2).toString()).toBe("err-unacked\nerr-detached\n");
+      const mine = d.frames.filter((f) => "id" in f && f.id === 1).map((f) => f.type);
+      expect(mine.at(-1)).toBe("exited");
+      // All acknowledged and EXITED written: the child is let go, a third daemon hears nothing of it.
+      await detach(d);
+      const e = await h.connect(p);
+      expect((await e.inventory()).hello.held).toBe(0);
+    });
+
+    it("stops reading a child at --detached-output-buffer while detached, and loses nothing", async () => {
+      const { h, p } = await listening({ detachedOutputBuffer: 65_536 });
+      const go = fifo("go-flood");
+      const child = await h.spawned(sh(1, `read x < ${go}; exec seq 1 200000`));
+      await detach(h);
+      writeFileSync(go, "\n");
+      const wchan = () => readFileSync(`/proc/${child.pid}/wchan`, "utf8");
+      // 1.3 MB of lines against 64 KiB kept and a 64 KiB pipe: seq blocks, and stays blocked.
+      let seen = 0;
+      await until("seq to block in its write while detached", () => {
+        seen = /pipe_write$/.test(wchan()) ? seen + 1 : 0;
+        return seen >= 3;
+      });
+      expect(alive({ pid: child.pid, startTime: child.startTime })).toBe(true);
+      const d = await h.connect(p);
+      await d.inventory();
+      await d.exitOf(1, 20_000);
+      await d.eofOf(1, 1);
+      expect(d.output(1, 1).toString()).toBe(lines(200_000));
+    }, 30_000);
+
+    it("binds a 0600 socket, takes one daemon at a time, and survives a bad one", async () => {
+      const { h, p } = await listening();
+      const st = statSync(p);
+      expect(st.isSocket()).toBe(true);
+      expect(st.mode & 0o777).toBe(0o600);
+      const sleeper = await h.spawned({ id: 1, path: "/bin/sleep", argv: ["sleep", "30"] });
+      // A second daemon while the first is attached: in the backlog, unanswered.
+      const second = await h.connect(p);
+      second.send(helloFrame());
+      // The shim works on for the first meanwhile: the answers prove it has read past the HELLO's arrival.
+      await h.spawned({ id: 2, path: "/bin/true", argv: ["true"] });
+      await h.exitOf(2);
+      expect(second.frames).toEqual([]);
+      await detach(h);
+      const { hello, children } = await second.inventory(true);
+      expect(hello.held).toBe(1);
+      expect(children).toMatchObject([{ id: 1, pid: sleeper.pid }]);
+      // A protocol error on an accepted connection closes it alone.
+      second.send(new FrameWriter().u32(1).i32(9).u8(2).frame(T.SIGNAL));
+      const error = await second.waitFor("ERROR", (f): f is ShimFrame => f.type === "error");
+      expect(error).toMatchObject({ message: expect.stringMatching(/scope 2/) });
+      await second.closed();
+      expect(h.running).toBe(true);
+      expect(alive({ pid: sleeper.pid, startTime: sleeper.startTime })).toBe(true);
+      // And so does a version mismatch.
+      const old = await h.connect(p);
+      old.send(helloFrame(1));
+      expect(await old.waitFor("HELLO", (f): f is ShimFrame => f.type === "hello")).toMatchObject({
+        version: 2,
+        held: 0,
+      });
+      await old.closed();
+      const third = await h.connect(p);
+      expect((await third.inventory()).children).toMatchObject([{ id: 1, pid: sleeper.pid }]);
+      third.send(signalFrame(1, 9, 0));
+      expect(await third.exitOf(1)).toMatchObject({ status: 9 });
+      expect(h.running).toBe(true);
+    });
+
+    it("EXIT kills what is left of every tree, removes the socket and exits 0", async () => {
+      const { h, p } = await listening();
+      const script = 'sleep 1000 & echo "group $!"; setsid sleep 1000 & echo "session $!"; wait';
+      const leader = await h.spawned(
+        sh(1, script, { env: [PATH_ENV, "PROCMON_NAME=tree"], name: "tree" }),
+      );
+      const out = await h.outputMatching(1, 1, /group \d+\nsession \d+\n/);
+      const pid = (label: string) => Number(out.match(new RegExp(`^${label} (\\d+)$`, "m"))?.[1]);
+      const tree = [stray(leader.pid), stray(pid("group")), stray(pid("session"))];
+      await until("the session's setsid", () => procStat(tree[2]?.pid ?? 0)?.sid === tree[2]?.pid);
+      await detach(h);
+      const d = await h.connect(p);
+      await d.inventory();
+      d.send(exitFrame());
+      expect((await withTimeout(h.exited, "the shim to exit")).code).toBe(0);
+      expect(existsSync(p)).toBe(false);
+      await until("every member's death", () => tree.every((m) => !alive(m)));
+    });
+  });
+
   describe("the shim itself", () => {
-    it("exits 0 when the socket closes, leaving its children running", async () => {
+    it("exits 0 when the socket closes without --listen, and its children die with it", async () => {
       const h = await ready();
       const sleeper = await h.spawned({ id: 1, path: "/bin/sleep", argv: ["sleep", "30"] });
       const s = stray(sleeper.pid);
       h.socket.end();
       expect((await withTimeout(h.exited, "the shim to exit")).code).toBe(0);
-      expect(alive(s)).toBe(true);
+      await until("the child's death", () => !alive(s));
+    });
+
+    it("its children die when it is killed (PR_SET_PDEATHSIG)", async () => {
+      const h = await ready();
+      const kids: Stray[] = [];
+      for (let id = 1; id <= 3; id++) {
+        const { pid } = await h.spawned({ id, path: "/bin/sleep", argv: ["sleep", "30"] });
+        kids.push(stray(pid));
+      }
+      expect(kids.map(alive)).toEqual([true, true, true]);
+      h.process.kill("SIGKILL");
+      await withTimeout(h.exited, "the shim to die");
+      await until("every child's death", () => kids.every((k) => !alive(k)));
     });
 
     it("uses no CPU while idle with 50 idle children", async () => {
