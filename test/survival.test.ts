@@ -41,10 +41,10 @@ const printer: ProcessSpecInit = {
   ],
 };
 
-/** Exits 7 once `go` exists. */
+/** Exits 7 once `go` exists, removing it (so that its next run waits again). */
 const exiter = (go: string): ProcessSpecInit => ({
   name: "exiter",
-  args: ["sh", "-c", `while [ ! -e '${go}' ]; do sleep 0.02; done; exit 7`],
+  args: ["sh", "-c", `while [ ! -e '${go}' ]; do sleep 0.02; done; rm -f '${go}'; exit 7`],
 });
 
 const sleeper = (name: string): ProcessSpecInit => ({ name, args: ["sleep", "1000"] });

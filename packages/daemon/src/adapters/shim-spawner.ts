@@ -546,13 +546,19 @@ class ShimChild implements Child {
     return readProcStat(this.pid)?.startTime === this.startTime;
   }
 
+  /** Alive and not a zombie: a zombie is dead, waiting for whoever inherited it to reap it. */
+  #running(): boolean {
+    const stat = readProcStat(this.pid);
+    return stat?.startTime === this.startTime && stat.state !== "Z";
+  }
+
   /**
    * @internal Resolves once the process is gone (its shim died, and with it
    * the child, by its parent-death signal): SIGKILL if it is still there.
    */
   async gone(): Promise<void> {
     if (this.#exited || this.#reaped) return;
-    for (let waited = 0; this.#same() && waited < 5_000; waited += 10) {
+    for (let waited = 0; this.#running() && waited < 5_000; waited += 10) {
       if (waited === 500) {
         try {
           process.kill(-this.pid, "SIGKILL");
