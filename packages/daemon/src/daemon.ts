@@ -114,6 +114,7 @@ export async function startDaemon(
     options.configFile === undefined
       ? []
       : loadConfigFile(options.configFile, { ...validation, checkFiles: checkSpecFiles });
+  let opened: ShimSpawner | undefined;
   try {
     const { store, saved, configured, instance } = await openRegistry(options, loadConfig);
     // Each orphan gets the kill time of its own process, as its stop would have.
@@ -159,6 +160,7 @@ export async function startDaemon(
         });
     const { spawner } = chosen;
     const shim = spawner instanceof ShimSpawner ? spawner : undefined;
+    opened = shim;
     if (shim === undefined && listen !== undefined && chosen.kind === "node") {
       // Its processes cannot be adopted without a shim: they are stopped, and restarted below.
       await dismissShim(listen, logger);
@@ -212,8 +214,10 @@ export async function startDaemon(
         },
       },
     }).catch(async (err: unknown) => {
-      // What was started must not outlive a daemon that cannot serve it.
-      await supervisor.shutdown();
+      // What runs must not outlive a daemon that cannot serve it, unless a
+      // shim keeps it for the next daemon (adopted processes are not stopped
+      // because this one could not bind its socket).
+      if (!shim?.survives) await supervisor.shutdown();
       throw err;
     });
 
@@ -298,6 +302,7 @@ export async function startDaemon(
       reload,
     };
   } catch (err) {
+    await opened?.abandon();
     lock?.release();
     throw err;
   }

@@ -291,6 +291,19 @@ export class ShimSpawner implements Spawner {
     clearTimeout(timer);
   }
 
+  /**
+   * For a daemon that failed to start: a shim it started, holding nothing,
+   * is closed; one it attached to is left with its processes, for the next.
+   */
+  async abandon(): Promise<void> {
+    if (this.found.length === 0 && this.#children.size === 0 && this.#pending.size === 0) {
+      await this.close();
+      return;
+    }
+    this.#closing = true;
+    this.#link.socket.destroy();
+  }
+
   #send(frame: Buffer): void {
     if (this.#queued) this.#queued.push(frame);
     else this.#link.socket.write(frame);

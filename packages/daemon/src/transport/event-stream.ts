@@ -66,6 +66,8 @@ export class EventStream {
   /** Bytes taken by write() and written by http2 since the start. */
   #acceptedBytes = 0;
   #writtenBytes = 0;
+  /** Behind by more than a delivery's wait: not waited for until it has caught up. */
+  #lagging = false;
   /** Callbacks of whenWritten(), each with the #written count it waits for, in order. */
   #waiters: Array<[number, () => void]> = [];
 
@@ -88,9 +90,21 @@ export class EventStream {
    * waited for). Returns false, without calling it, if there is nothing to wait for.
    */
   whenWritten(done: () => void): boolean {
-    if (this.#closed || this.#full || this.#writtenBytes >= this.#acceptedBytes) return false;
+    if (this.#closed || this.#full || this.#lagging) return false;
+    if (this.#writtenBytes >= this.#acceptedBytes) return false;
     this.#waiters.push([this.#acceptedBytes, done]);
     return true;
+  }
+
+  /**
+   * Counts the subscriber as one that does not keep up (it took too long to
+   * take what was written): its waiters are called now, and none waits for it
+   * again until it has taken everything.
+   */
+  lagBehind(): void {
+    if (this.#waiters.length === 0) return;
+    this.#lagging = true;
+    this.#release(Number.POSITIVE_INFINITY);
   }
 
   /** Queues one encoded message; false means full until `onReady` is called. */
@@ -159,6 +173,7 @@ export class EventStream {
     this.#inFlight -= size;
     this.#writtenBytes += size;
     this.#release(this.#writtenBytes);
+    if (this.#lagging && this.#writtenBytes >= this.#acceptedBytes) this.#lagging = false;
     if (this.#full && !this.#closed && this.pendingBytes <= this.limit / 2) {
       this.#full = false;
       this.onReady();
@@ -169,10 +184,14 @@ export class EventStream {
 /**
  * The event streams of the daemon's subscribers, for what must wait until
  * the events made so far have reached them (the shim forgets output only
- * once it has): see {@link EventStream.whenWritten}.
+ * once it has): see {@link EventStream.whenWritten}. A subscriber that has
+ * not taken them within `waitMs` is not waited for (nor again until it has
+ * caught up): a stalled reader must not pace the children's output.
  */
 export class Deliveries {
   readonly #streams = new Set<EventStream>();
+
+  constructor(private readonly waitMs = 100) {}
 
   add(stream: EventStream): void {
     this.#streams.add(stream);
@@ -185,11 +204,25 @@ export class Deliveries {
   /** Calls `done` once every stream that keeps up has written what it was given so far. */
   after(done: () => void): void {
     let waiting = 1;
+    const waitedOn: EventStream[] = [];
+    let timer: NodeJS.Timeout | undefined;
     const one = () => {
       waiting -= 1;
-      if (waiting === 0) done();
+      if (waiting > 0) return;
+      if (timer) clearTimeout(timer);
+      done();
     };
-    for (const stream of this.#streams) if (stream.whenWritten(one)) waiting += 1;
+    for (const stream of this.#streams) {
+      if (!stream.whenWritten(one)) continue;
+      waiting += 1;
+      waitedOn.push(stream);
+    }
+    if (waitedOn.length > 0) {
+      timer = setTimeout(() => {
+        for (const stream of waitedOn) stream.lagBehind();
+      }, this.waitMs);
+      timer.unref();
+    }
     one();
   }
 }
