@@ -191,7 +191,7 @@ export class EventStream {
 export class Deliveries {
   readonly #streams = new Set<EventStream>();
 
-  constructor(private readonly waitMs = 100) {}
+  constructor(private readonly waitMs = 500) {}
 
   add(stream: EventStream): void {
     this.#streams.add(stream);

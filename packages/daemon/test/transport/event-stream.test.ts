@@ -3,7 +3,12 @@ import os from "node:os";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
-import { EventStream, type FrameTarget, http2StreamOf } from "../../src/transport/event-stream.js";
+import {
+  Deliveries,
+  EventStream,
+  type FrameTarget,
+  http2StreamOf,
+} from "../../src/transport/event-stream.js";
 
 /** An http2 stream stand-in whose writes complete when the test says so. */
 function fakeTarget() {
@@ -204,4 +209,68 @@ describe("http2StreamOf", () => {
       }
     },
   );
+});
+
+describe("Deliveries: acknowledging output once subscribers have it", () => {
+  it("calls back once every stream has written what it had, not before", async () => {
+    const a = fakeTarget();
+    const b = fakeTarget();
+    const deliveries = new Deliveries(60_000);
+    const streamA = new EventStream({ write: () => true }, a.target, () => {});
+    const streamB = new EventStream({ write: () => true }, b.target, () => {});
+    deliveries.add(streamA);
+    deliveries.add(streamB);
+    streamA.write(Uint8Array.of(1));
+    streamB.write(Uint8Array.of(2));
+    let delivered = 0;
+    deliveries.after(() => delivered++);
+    // Written later in the turn do not count: only what each had when after() was called.
+    await settle();
+    streamA.write(Uint8Array.of(3));
+    await settle();
+    only(b.writes).done();
+    expect(delivered).toBe(0);
+    a.writes[0]?.done();
+    expect(delivered).toBe(1);
+  });
+
+  it("calls back at once with nothing in flight, and for a closed or full stream", async () => {
+    const { target } = fakeTarget();
+    const deliveries = new Deliveries(60_000);
+    const stream = new EventStream({ write: () => true }, target, () => {}, 10);
+    deliveries.add(stream);
+    let delivered = 0;
+    deliveries.after(() => delivered++);
+    expect(delivered).toBe(1);
+    stream.write(new Uint8Array(20)); // over its limit of 10: full
+    deliveries.after(() => delivered++);
+    expect(delivered).toBe(2);
+  });
+
+  it("does not wait past its bound for a stream that takes nothing, nor again until it caught up", async () => {
+    const { target, writes } = fakeTarget();
+    const deliveries = new Deliveries(20);
+    const stream = new EventStream({ write: () => true }, target, () => {});
+    deliveries.add(stream);
+    stream.write(Uint8Array.of(1));
+    await settle();
+    const first = new Promise<void>((resolve) => deliveries.after(resolve));
+    await first;
+    // Lagging now: no wait at all.
+    stream.write(Uint8Array.of(2));
+    let delivered = false;
+    deliveries.after(() => {
+      delivered = true;
+    });
+    expect(delivered).toBe(true);
+    // Caught up: waited for again.
+    await settle();
+    for (const w of writes) w.done();
+    stream.write(Uint8Array.of(3));
+    let again = false;
+    deliveries.after(() => {
+      again = true;
+    });
+    expect(again).toBe(false);
+  });
 });
