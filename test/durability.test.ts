@@ -16,6 +16,7 @@ import {
   startProcmond,
   waitFor,
 } from "./helpers/daemon.js";
+import { marked, statFields } from "./helpers/proc.js";
 import { closeAllWatches, openWatch } from "./helpers/watch.js";
 
 afterEach(async () => {
@@ -63,16 +64,6 @@ interface ProcId {
   readonly startTime: string;
 }
 
-/** The fields of /proc/<pid>/stat after the command; undefined once it is gone. */
-function statFields(pid: number): string[] | undefined {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return text.slice(text.lastIndexOf(")") + 2).split(" ");
-  } catch {
-    return undefined;
-  }
-}
-
 const procId = (pid: number): ProcId => {
   const fields = statFields(pid);
   if (!fields?.[19]) throw new Error(`pid ${pid} is not running`);
@@ -83,27 +74,6 @@ const procId = (pid: number): ProcId => {
 function stillAlive({ pid, startTime }: ProcId): boolean {
   const fields = statFields(pid);
   return fields !== undefined && fields[19] === startTime && fields[0] !== "Z";
-}
-
-/** The live processes (zombies left out) carrying `instance`'s marker, by PROCMON_NAME. */
-function marked(instance: string): Map<string, number[]> {
-  const byName = new Map<string, number[]>();
-  for (const entry of readdirSync("/proc")) {
-    const pid = Number(entry);
-    if (!Number.isInteger(pid)) continue;
-    let environ: string[];
-    try {
-      environ = readFileSync(`/proc/${pid}/environ`, "latin1").split("\0");
-    } catch {
-      continue;
-    }
-    if (!environ.includes(`PROCMON_INSTANCE=${instance}`)) continue;
-    const state = statFields(pid)?.[0];
-    if (state === undefined || state === "Z") continue;
-    const name = environ.find((e) => e.startsWith("PROCMON_NAME="))?.slice(13) ?? "";
-    byName.set(name, [...(byName.get(name) ?? []), pid]);
-  }
-  return byName;
 }
 
 const countMarked = (instance: string): number =>

@@ -2,7 +2,7 @@
 // SIGKILL, or leaving on SIGUSR2, and the next one on the same state file;
 // the shim killed under a running daemon. Real daemons, a real shim, real
 // children; every count is taken from /proc or from the events.
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import type { ProcessSpecInit } from "@procmon/client";
@@ -17,6 +17,7 @@ import {
   startProcmond,
   waitFor,
 } from "./helpers/daemon.js";
+import { marked, statFields } from "./helpers/proc.js";
 import { closeAllWatches, openWatch, type Watch } from "./helpers/watch.js";
 
 const built = existsSync(join(ROOT, "packages/daemon/native/build/procmon-shim"));
@@ -49,35 +50,10 @@ const exiter = (go: string): ProcessSpecInit => ({
 
 const sleeper = (name: string): ProcessSpecInit => ({ name, args: ["sleep", "1000"] });
 
-/** A process as /proc knows it for ever: pid and start time; undefined once gone or a zombie. */
+/** A process's start time (with its pid, its identity for ever); undefined once gone or a zombie. */
 function startTimeOf(pid: number): string | undefined {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
-    return fields[0] === "Z" ? undefined : fields[19];
-  } catch {
-    return undefined;
-  }
-}
-
-/** The live processes carrying the registry's marker, by PROCMON_NAME. */
-function marked(instance: string): Map<string, number[]> {
-  const byName = new Map<string, number[]>();
-  for (const entry of readdirSync("/proc")) {
-    const pid = Number(entry);
-    if (!Number.isInteger(pid)) continue;
-    let environ: string[];
-    try {
-      environ = readFileSync(`/proc/${pid}/environ`, "latin1").split("\0");
-    } catch {
-      continue;
-    }
-    if (!environ.includes(`PROCMON_INSTANCE=${instance}`) || startTimeOf(pid) === undefined)
-      continue;
-    const name = environ.find((e) => e.startsWith("PROCMON_NAME="))?.slice(13) ?? "";
-    byName.set(name, [...(byName.get(name) ?? []), pid]);
-  }
-  return byName;
+  const fields = statFields(pid);
+  return fields?.[0] === "Z" ? undefined : fields?.[19];
 }
 
 interface Saved {
