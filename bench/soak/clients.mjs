@@ -6,6 +6,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Code, createClient, isAlreadyExists, isNotFound } from "@procmon/client";
 import { waitFor } from "../lib/run.mjs";
 import { addViolation, countCheck, logContext, remember } from "./ledger.mjs";
+import { learnAck, touch } from "./survival.mjs";
 import { applyOp, callOp, chooseOp, fmt, STATE_NAME } from "./workload.mjs";
 
 /** The longest wait for the client loops to finish their calls when paused. */
@@ -148,6 +149,8 @@ function onUncertain(soak, call, err) {
     after.add(applyOp(op, s));
   }
   soak.expected.set(name, after);
+  soak.survival.known.delete(name);
+  touch(soak, name);
   stats.opsUncertain++;
   stats.byOp[op].uncertain++;
   const code = err?.code === undefined ? err : (Code[err.code] ?? err.code);
@@ -185,6 +188,7 @@ function onAck(soak, call, p) {
     registry(fmt(before), `add acknowledged (pid ${p.pid}): the daemon did not have it`);
   }
   checkAnswer(soak, call, p);
+  learnAck(soak, name, op, p);
   soak.expected.set(name, new Set([result]));
   remember(soak, name, {
     wall: call.wall0,
