@@ -131,6 +131,9 @@ const dueToStart = (p) =>
  * With the shim, a process whose stop a killed daemon had begun is adopted and stopped again by
  * the next one (intent stopped): it shows as STOPPING until it has exited (kill_time at most),
  * though no client call is in flight. Those are counted in soak.stats.stopsFinishedAfterAdoption.
+ * And a process that died instantly (under 1 s) during an outage (a stop or restart the killed
+ * daemon had begun, then SIGTERMed it) is in BACKOFF for its restart delay (1 s) at the next
+ * daemon: that is waited for too (its names in soak.stats.backoffAtCheck).
  */
 async function listStarted(soak, client) {
   const deadline = Date.now() + START_SETTLE_MS;
@@ -138,7 +141,9 @@ async function listStarted(soak, client) {
   for (;;) {
     const { processes } = await client.listProcesses({ timeoutMs: LIST_TIMEOUT_MS });
     for (const p of processes) if (p.state === 3) stopping.add(p.spec?.name);
-    const settled = !processes.some((p) => dueToStart(p) || p.state === 3);
+    for (const p of processes)
+      if (p.state === 2 && !dueToStart(p)) soak.stats.backoffAtCheck.add(p.spec?.name);
+    const settled = !processes.some((p) => p.state === 2 || p.state === 3);
     if (settled || Date.now() > deadline) {
       soak.stats.stopsFinishedAfterAdoption += stopping.size;
       return processes;

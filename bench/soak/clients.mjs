@@ -88,6 +88,7 @@ async function oneCall(soak, id, client, name) {
     up0: daemons.up,
     epoch0: daemons.epoch,
     wall0: Date.now(),
+    shimKills0: soak.survival.tallies.shimKills,
   };
   try {
     const p = await callOp(client, op, name, soak.specFor(name));
@@ -200,9 +201,25 @@ function onAck(soak, call, p) {
   });
 }
 
-/** The answer itself: what each call promises. */
-function checkAnswer(soak, { name, op }, p) {
+/**
+ * The answer itself: what each call promises. A spawn that failed because the shim was being
+ * SIGKILLed (the call raced a shim kill) leaves the process in BACKOFF, pid 0, its
+ * last_spawn_error naming procmon-shim, to be started by the rule: tolerated, and counted.
+ */
+function checkAnswer(soak, { name, op, shimKills0 }, p) {
   const wantState = op === "add" || op === "start" || op === "restart" ? 1 : 4;
+  const racedShimKill = soak.survival.shimDying || soak.survival.tallies.shimKills !== shimKills0;
+  if (wantState === 1 && p.state === 2 && racedShimKill && /procmon-shim/.test(p.lastSpawnError)) {
+    soak.stats.spawnFailedInShimKill++;
+    soak.warnings.push({
+      kind: "spawn-failed-in-shim-kill",
+      at: soak.since(),
+      name,
+      op,
+      lastSpawnError: p.lastSpawnError,
+    });
+    return;
+  }
   const okAnswer = p.state === wantState && (wantState === 1 ? p.pid > 0 : p.pid === 0);
   countCheck(soak, "answer", okAnswer);
   if (!okAnswer) {

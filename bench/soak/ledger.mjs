@@ -78,6 +78,10 @@ function newStats() {
     uncertainResolved: 0,
     /** Processes a new daemon found STOPPING at a check (a stop the killed one had begun). */
     stopsFinishedAfterAdoption: 0,
+    /** Names found in BACKOFF, their restart not due yet, while waiting for a check. */
+    backoffAtCheck: new Set(),
+    /** Answers BACKOFF (a spawn failed) to a call that raced a shim kill: tolerated. */
+    spawnFailedInShimKill: 0,
     interruptedPerKill: [],
   };
 }

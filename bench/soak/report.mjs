@@ -37,6 +37,8 @@ function operations(soak) {
     notReached: stats.opsNotReached,
     uncertainResolvedByListing: stats.uncertainResolved,
     stopsFinishedAfterAdoption: stats.stopsFinishedAfterAdoption,
+    backoffWaitedAtCheck: [...stats.backoffAtCheck],
+    spawnFailedInShimKill: stats.spawnFailedInShimKill,
     unexpectedErrors: stats.opsUnexpectedError,
     byOp: stats.byOp,
     ackedLatencyMs: ackedLatency(soak.ackLatencies),

@@ -75,7 +75,7 @@ export const touch = (soak, name) =>
 export function learnAck(soak, name, op, p) {
   const { known } = soak.survival;
   touch(soak, name);
-  if (op === "add" || op === "start" || op === "restart") {
+  if ((op === "add" || op === "start" || op === "restart") && p.state === 1 && p.pid > 0) {
     known.set(name, { pid: p.pid, restartCount: p.restartCount });
   } else {
     known.delete(name);
@@ -449,6 +449,7 @@ export async function killShim(soak, beforeKill) {
     throw new Error(`GetDaemonInfo gave shim pid ${oldPid}, which is no procmon-shim`);
   }
   beforeKill();
+  soak.survival.shimDying = true;
   const t0 = performance.now();
   process.kill(oldPid, "SIGKILL");
   soak.survival.tallies.shimKills++;
@@ -462,6 +463,7 @@ export async function killShim(soak, beforeKill) {
     20,
   );
   const replacedMs = performance.now() - t0;
+  soak.survival.shimDying = false;
   soak.survival.tallies.shimReplacedMs.push(Math.round(replacedMs));
   await waitFor(() => gone(oldPid), SHIM_REPLACE_TIMEOUT_MS, "the old shim gone", 10);
   return { oldPid, newPid, replacedMs };
