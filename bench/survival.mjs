@@ -338,7 +338,9 @@ async function outage() {
   const printerPids = processes.map((p) => p.pid);
   const shimPid = current.shimPid();
   // Per printer: the numbers seen (old daemon / new daemon), duplicates.
-  const perName = new Map(specs.map((s) => [s.name, { seen: new Set(), max: 0, dups: 0 }]));
+  const perName = new Map(
+    specs.map((s) => [s.name, { seen: new Set(), min: Number.POSITIVE_INFINITY, max: 0, dups: 0 }]),
+  );
   const counts = { old: 0, fresh: 0, bytesFresh: 0, malformed: 0 };
   let phase = "old";
   const stats = {
@@ -353,6 +355,7 @@ async function outage() {
       if (s.seen.has(n)) s.dups++;
       else s.seen.add(n);
       if (n > s.max) s.max = n;
+      if (n < s.min) s.min = n;
       if (phase === "old") counts.old++;
       else {
         counts.fresh++;
@@ -419,14 +422,16 @@ async function outage() {
   };
   let missing = 0;
   let dups = 0;
-  // Where the missing numbers are, against the last number the old daemon had delivered.
+  // Missing: between the first number the subscriber saw (the printers started before it
+  // subscribed) and the highest; where they are, against the last the old daemon delivered.
   const gaps = [];
   for (const [name, s] of perName) {
-    missing += s.max - s.seen.size;
+    const lost = s.seen.size === 0 ? 0 : s.max - s.min + 1 - s.seen.size;
+    missing += lost;
     dups += s.dups;
-    if (s.max > s.seen.size) {
+    if (lost > 0) {
       const absent = [];
-      for (let n = 1; n <= s.max && absent.length < 20; n++) if (!s.seen.has(n)) absent.push(n);
+      for (let n = s.min; n <= s.max && absent.length < 20; n++) if (!s.seen.has(n)) absent.push(n);
       gaps.push({ name, lastBeforeKill: maxBefore.get(name), max: s.max, missing: absent });
     }
   }
