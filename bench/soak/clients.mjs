@@ -6,6 +6,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Code, createClient, isAlreadyExists, isNotFound } from "@procmon/client";
 import { waitFor } from "../lib/run.mjs";
 import { addViolation, countCheck, logContext, remember } from "./ledger.mjs";
+import { learnAck, touch } from "./survival.mjs";
 import { applyOp, callOp, chooseOp, fmt, STATE_NAME } from "./workload.mjs";
 
 /** The longest wait for the client loops to finish their calls when paused. */
@@ -87,6 +88,7 @@ async function oneCall(soak, id, client, name) {
     up0: daemons.up,
     epoch0: daemons.epoch,
     wall0: Date.now(),
+    shimKills0: soak.survival.tallies.shimKills,
   };
   try {
     const p = await callOp(client, op, name, soak.specFor(name));
@@ -148,6 +150,8 @@ function onUncertain(soak, call, err) {
     after.add(applyOp(op, s));
   }
   soak.expected.set(name, after);
+  soak.survival.known.delete(name);
+  touch(soak, name);
   stats.opsUncertain++;
   stats.byOp[op].uncertain++;
   const code = err?.code === undefined ? err : (Code[err.code] ?? err.code);
@@ -185,6 +189,7 @@ function onAck(soak, call, p) {
     registry(fmt(before), `add acknowledged (pid ${p.pid}): the daemon did not have it`);
   }
   checkAnswer(soak, call, p);
+  learnAck(soak, name, op, p);
   soak.expected.set(name, new Set([result]));
   remember(soak, name, {
     wall: call.wall0,
@@ -196,9 +201,25 @@ function onAck(soak, call, p) {
   });
 }
 
-/** The answer itself: what each call promises. */
-function checkAnswer(soak, { name, op }, p) {
+/**
+ * The answer itself: what each call promises. A spawn that failed because the shim was being
+ * SIGKILLed (the call raced a shim kill) leaves the process in BACKOFF, pid 0, its
+ * last_spawn_error naming procmon-shim, to be started by the rule: tolerated, and counted.
+ */
+function checkAnswer(soak, { name, op, shimKills0 }, p) {
   const wantState = op === "add" || op === "start" || op === "restart" ? 1 : 4;
+  const racedShimKill = soak.survival.shimDying || soak.survival.tallies.shimKills !== shimKills0;
+  if (wantState === 1 && p.state === 2 && racedShimKill && /procmon-shim/.test(p.lastSpawnError)) {
+    soak.stats.spawnFailedInShimKill++;
+    soak.warnings.push({
+      kind: "spawn-failed-in-shim-kill",
+      at: soak.since(),
+      name,
+      op,
+      lastSpawnError: p.lastSpawnError,
+    });
+    return;
+  }
   const okAnswer = p.state === wantState && (wantState === 1 ? p.pid > 0 : p.pid === 0);
   countCheck(soak, "answer", okAnswer);
   if (!okAnswer) {

@@ -127,8 +127,10 @@ function untilServing(soak, me, clearKills) {
     }, SERVE_TIMEOUT_MS);
     readline.createInterface({ input: proc.stdout }).on("line", (text) => {
       const entry = recordLine(soak, text, "stdout");
+      if (entry.obj?.shimPid > 0) soak.survival.shimPids.add(entry.obj.shimPid);
       if (entry.obj?.msg === "procmond listening" && !me.serving) {
         me.serving = true;
+        me.shimPid = entry.obj.shimPid;
         settle(resolve, { proc, servingMs: msSince(me.startedAt) });
       }
     });

@@ -2,6 +2,7 @@
 // log lines, and the tallies of operations, checks, violations and warnings.
 
 import { createRandom } from "./random.mjs";
+import { createSurvival } from "./survival.mjs";
 import { createPool } from "./workload.mjs";
 
 const HISTORY_KEPT = 14;
@@ -57,6 +58,8 @@ export function createSoak(opts, run) {
     killsDone: 0,
     startupKillsDone: 0,
     startupKills: [],
+    /** Survival (spec v1.1 §A): pids known, the watcher, shim kills, outage exits. */
+    survival: createSurvival(),
   };
 }
 
@@ -73,6 +76,12 @@ function newStats() {
     byOp: {},
     /** Uncertain names resolved by reading the registry. */
     uncertainResolved: 0,
+    /** Processes a new daemon found STOPPING at a check (a stop the killed one had begun). */
+    stopsFinishedAfterAdoption: 0,
+    /** Names found in BACKOFF, their restart not due yet, while waiting for a check. */
+    backoffAtCheck: new Set(),
+    /** Answers BACKOFF (a spawn failed) to a call that raced a shim kill: tolerated. */
+    spawnFailedInShimKill: 0,
     interruptedPerKill: [],
   };
 }

@@ -5,7 +5,7 @@ import { parseArgs } from "node:util";
 import { DAEMON_BIN } from "../lib/daemon.mjs";
 
 const USAGE =
-  "usage: node bench/soak.mjs [--kills 50] [--seed N] [--seconds 300] [--clients 6] [--names 20] [--log-level info] [--startup-kill-rate 0] [--daemon PATH]";
+  "usage: node bench/soak.mjs [--kills 50] [--shim-kills 5] [--seed N] [--seconds 300] [--clients 6] [--names 20] [--log-level info] [--startup-kill-rate 0] [--daemon PATH]";
 
 function usageError(message) {
   process.stderr.write(`${message}\n${USAGE}\n`);
@@ -18,6 +18,7 @@ function parse(argv) {
       args: argv,
       options: {
         kills: { type: "string", default: "50" },
+        "shim-kills": { type: "string", default: "5" },
         seed: { type: "string" },
         seconds: { type: "string", default: "300" },
         clients: { type: "string", default: "6" },
@@ -54,6 +55,7 @@ export function soakOptions(argv) {
   }
   return {
     kills: intArg("kills", 0),
+    shimKills: intArg("shim-kills", 0),
     seconds: intArg("seconds", 10),
     clients: intArg("clients", 1),
     names: intArg("names", 1),

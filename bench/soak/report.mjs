@@ -36,9 +36,44 @@ function operations(soak) {
     uncertain: stats.opsUncertain,
     notReached: stats.opsNotReached,
     uncertainResolvedByListing: stats.uncertainResolved,
+    stopsFinishedAfterAdoption: stats.stopsFinishedAfterAdoption,
+    backoffWaitedAtCheck: [...stats.backoffAtCheck],
+    spawnFailedInShimKill: stats.spawnFailedInShimKill,
     unexpectedErrors: stats.opsUnexpectedError,
     byOp: stats.byOp,
     ackedLatencyMs: ackedLatency(soak.ackLatencies),
+  };
+}
+
+/** The tallies of the survival checks (spec v1.1 §A). */
+function survivalResults(soak) {
+  const { tallies: t, watcher: w } = soak.survival;
+  const byKind = soak.checks.byKind;
+  const failedOf = (kind) => byKind[kind]?.failed ?? 0;
+  return {
+    daemonKills: soak.killsDone,
+    shimKills: t.shimKills,
+    shimReplacedMs: t.shimReplacedMs,
+    adoptedPidChecks: { checked: t.adoptedChecked, failed: t.adoptedFailed },
+    shimRestartChecks: { checked: t.shimRestartChecked, failed: t.shimRestartFailed },
+    printer: {
+      runs: w.printed.size,
+      linesChecked: t.printedLinesChecked,
+      missingLines: t.missingLines,
+      duplicateLines: t.duplicateLines,
+      malformedLines: w.malformed,
+    },
+    outageExits: { checked: t.outageExitsChecked, reported: t.outageExitsReported },
+    seqContinuation: byKind["seq-continuation"] ?? { passed: 0, failed: 0 },
+    watcherResumes: w.resumes,
+    watcherErrors: w.errors,
+    failures:
+      failedOf("adopted") +
+      failedOf("shim-restart") +
+      failedOf("outage-exit") +
+      failedOf("printer-lines") +
+      failedOf("seq-continuation") +
+      failedOf("watcher"),
   };
 }
 
@@ -51,6 +86,7 @@ export function soakResults(soak, outcome, fatal) {
     node: process.version,
     options: {
       kills: opts.kills,
+      shimKills: opts.shimKills,
       seed: opts.seed,
       seconds: opts.seconds,
       clients: opts.clients,
@@ -63,6 +99,7 @@ export function soakResults(soak, outcome, fatal) {
     ok: fatal === undefined && soak.checks.failed === 0 && soak.violations.length === 0,
     fatal: fatal === undefined ? null : String(fatal?.stack ?? fatal),
     killsDone: soak.killsDone,
+    survival: survivalResults(soak),
     startupKillsDone: soak.startupKillsDone,
     startupKills: soak.startupKills,
     stoppedEarlyByTimeBudget: outcome?.stoppedEarly ?? null,
@@ -87,19 +124,26 @@ export function soakResults(soak, outcome, fatal) {
 
 /** The summary of `results` (soakResults()) as printed; `files`: { results, daemonLog }. */
 export function soakSummary(results, files, fatal) {
-  const { ops, checks, violations, shutdown, timeToServingMs: t } = results;
+  const { ops, checks, violations, shutdown, timeToServingMs: t, survival: sv } = results;
   const rel = (file) => path.relative(ROOT, file);
   const startup = results.startupKillsDone ? ` (+${results.startupKillsDone} during start-up)` : "";
   const lines = [
     "",
     "procmond soak",
     `  seed                      ${results.options.seed}`,
-    `  kills done                ${results.killsDone}/${results.options.kills}${startup}${results.stoppedEarlyByTimeBudget ? " (time budget)" : ""}`,
+    `  daemon kills done         ${results.killsDone}/${results.options.kills}${startup}${results.stoppedEarlyByTimeBudget ? " (time budget)" : ""}`,
+    `  shim kills done           ${sv.shimKills}/${results.options.shimKills} (new shim in ${sv.shimReplacedMs.join(", ") || "-"} ms)`,
     `  operations                ${ops.started} started: ${ops.acknowledged} acknowledged, ${ops.rejected} rejected (NOT_FOUND/ALREADY_EXISTS), ${ops.uncertain} uncertain, ${ops.notReached} not reached (daemon down, retried)`,
     `  invariant checks          ${checks.passed} passed, ${checks.failed} failed`,
     ...Object.entries(checks.byKind).map(
       ([k, v]) => `    ${k.padEnd(24)}${v.passed} passed, ${v.failed} failed`,
     ),
+    `  adopted-pid checks        ${sv.adoptedPidChecks.checked} checked, ${sv.adoptedPidChecks.failed} failed`,
+    `  shim-restart checks       ${sv.shimRestartChecks.checked} checked, ${sv.shimRestartChecks.failed} failed`,
+    `  printed lines             ${sv.printer.linesChecked} checked over ${sv.printer.runs} runs of the printer: ${sv.printer.missingLines} missing, ${sv.printer.duplicateLines} duplicates`,
+    `  outage exits              ${sv.outageExits.checked} checked, ${sv.outageExits.reported} reported`,
+    `  seq continuation          ${sv.seqContinuation.passed} passed, ${sv.seqContinuation.failed} failed`,
+    `  survival failures         ${sv.failures}`,
     `  violations                ${violations.length}`,
     `  time to serving (ms)      max ${t.max}, p50 ${t.p50}, p90 ${t.p90}`,
     `  shutdown                  ${shutdown ? `exit ${shutdown.exitCode} in ${shutdown.ms} ms, ${shutdown.leftovers.length} leftovers, socket removed ${shutdown.socketRemoved}` : "not reached"}`,

@@ -10,6 +10,23 @@ import { clientLoop, DRAIN_TIMEOUT_MS, drain, pause, resume } from "./clients.mj
 import { KILL_EXIT_TIMEOUT_MS, readInstance, readStateFile, startDaemon } from "./daemon.mjs";
 import { addViolation, countCheck, logContext } from "./ledger.mjs";
 import { scanMarked } from "./proc.mjs";
+import {
+  catchUp,
+  certainNow,
+  checkAdopted,
+  checkPrinted,
+  checkShimRestarts,
+  killShim,
+  killVictim,
+  learnList,
+  liveShims,
+  OUTAGE_NAMES,
+  outageSpec,
+  PRINTER,
+  printerSpec,
+  rememberShimsOf,
+  watchAll,
+} from "./survival.mjs";
 import { fmt } from "./workload.mjs";
 
 /** The longest wait for the daemon to exit after SIGTERM. */
@@ -18,6 +35,8 @@ const TERM_EXIT_TIMEOUT_MS = 30_000;
 const LEFTOVER_TIMEOUT_MS = 10_000;
 /** Time kept at the end of the budget for the final checks and the shutdown. */
 const FINAL_RESERVE_MS = 45_000;
+/** After a shim kill, how long the processes may take to be running again. */
+const SHIM_RESTART_TIMEOUT_MS = 15_000;
 
 /** Runs the soak: { stoppedEarly, finalOk, shutdown }. Throws when it cannot be carried out. */
 export async function runSoak(soak) {
@@ -29,6 +48,21 @@ export async function runSoak(soak) {
   daemons.instance = readInstance(soak);
   if (daemons.instance === undefined) throw new Error(`no instance id in ${daemons.stateFile}`);
   soak.log(`procmond serving in ${first.servingMs.toFixed(0)} ms, instance ${daemons.instance}`);
+
+  // The watcher from now on, then the printer, so that it sees every line of it.
+  const { lastEventSeq } = await daemons.current.client.listProcesses({ timeoutMs: 10_000 });
+  soak.survival.watcher.cursor = lastEventSeq;
+  const watching = watchAll(soak).catch((err) => {
+    soak.survival.watcher.errors.push(`watcher ended: ${err?.message ?? err}`);
+  });
+  const printer = await daemons.current.client.addProcess(printerSpec(), { timeoutMs: 10_000 });
+  soak.expected.set(PRINTER, new Set(["running"]));
+  soak.survival.known.set(PRINTER, { pid: printer.pid, restartCount: printer.restartCount });
+  for (const name of OUTAGE_NAMES) {
+    const p = await daemons.current.client.addProcess(outageSpec(name), { timeoutMs: 10_000 });
+    soak.expected.set(name, new Set(["running"]));
+    soak.survival.known.set(name, { pid: p.pid, restartCount: p.restartCount });
+  }
 
   const loops = Array.from({ length: soak.opts.clients }, (_, i) => clientLoop(soak, i));
   const stoppedEarly = await killRounds(soak);
@@ -50,25 +84,89 @@ export async function runSoak(soak) {
   await Promise.race([Promise.all(loops), sleep(DRAIN_TIMEOUT_MS, undefined, { ref: false })]);
   if (exit) return { stoppedEarly, finalOk: false, shutdown: notShutDown() };
   const finalOk = await checkInvariants(soak, "final");
-  return { stoppedEarly, finalOk, shutdown: await shutdown(soak) };
+  if (await catchUp(soak, "final")) checkPrinted(soak, "final");
+  const result = { stoppedEarly, finalOk, shutdown: await shutdown(soak) };
+  soak.survival.watcherDone = true;
+  await Promise.race([watching, sleep(5_000, undefined, { ref: false })]);
+  return result;
+}
+
+/** The order of the kills: `kills` "daemon" and `shimKills` "shim", shuffled by `rng`. */
+function killSchedule(rng, kills, shimKills) {
+  const order = [...Array(kills).fill("daemon"), ...Array(shimKills).fill("shim")];
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = rng.randInt(0, i);
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  return order;
 }
 
 /** The kills, until done, out of time or the daemon exited on its own; true if out of time. */
 async function killRounds(soak) {
   const { daemons } = soak;
   const budgetEnd = soak.t0 + soak.opts.seconds * 1000 - FINAL_RESERVE_MS;
-  for (let k = 1; k <= soak.opts.kills; k++) {
+  let k = 0;
+  let s = 0;
+  for (const what of killSchedule(soak.rng, soak.opts.kills, soak.opts.shimKills)) {
     if (Date.now() >= budgetEnd) {
-      soak.log(`time budget nearly used: stopping after ${soak.killsDone} kills`);
+      soak.log(
+        `time budget nearly used: stopping after ${soak.killsDone} daemon kills, ${s} shim kills`,
+      );
       return true;
     }
     if (daemons.unexpectedExit) break;
     resume(soak);
     await sleep(soak.rng.randInt(50, 500));
     if (daemons.unexpectedExit) break;
-    await killOnce(soak, k);
+    if (what === "shim") await shimKillOnce(soak, ++s);
+    else await killOnce(soak, ++k);
   }
   return false;
+}
+
+/**
+ * SIGKILL of the shim at a random moment of client activity: the daemon must start a new one,
+ * report each process exited SIGKILL and start each once (new pid); then the usual checks.
+ */
+async function shimKillOnce(soak, s) {
+  const label = `after shim kill ${s}`;
+  let certain;
+  let seqAtKill;
+  const r = await killShim(soak, () => {
+    certain = certainNow(soak);
+    seqAtKill = soak.survival.watcher.cursor;
+  });
+  // Everything it had is restarted (not an instant death for the old ones: no backoff).
+  const back = await waitFor(
+    async () => {
+      const { processes } = await soak.daemons.current.client.listProcesses({ timeoutMs: 5_000 });
+      return !processes.some((p) => p.state === 2);
+    },
+    SHIM_RESTART_TIMEOUT_MS,
+    "no process in backoff after the shim kill",
+    50,
+  ).then(
+    () => true,
+    () => false,
+  );
+  pause(soak);
+  if (!(await drain(soak))) {
+    addViolation(soak, "hung-call", {
+      label,
+      expected: `every call answered within ${DRAIN_TIMEOUT_MS} ms`,
+      found: `${soak.clients.inFlight} still in flight: ${[...soak.clients.busy].join(", ")}`,
+    });
+    countCheck(soak, "drain", false);
+  }
+  const ok = await checkInvariants(soak, label);
+  if (soak.lastList && (await catchUp(soak, label))) {
+    checkShimRestarts(soak, label, certain, seqAtKill, soak.lastList);
+    checkPrinted(soak, label);
+  }
+  if (soak.lastList) learnList(soak, soak.lastList);
+  soak.log(
+    `shim kill ${s}: shim ${r.oldPid} replaced by ${r.newPid} in ${r.replacedMs.toFixed(0)} ms, ${certain.size} processes certain, ${back ? "all running again" : "SOME STILL IN BACKOFF"}, checks ${ok ? "ok" : "FAILED"}`,
+  );
 }
 
 /** SIGKILL at a random moment of client activity, a restart, a drain and the checks. */
@@ -78,6 +176,9 @@ async function killOnce(soak, k) {
   const uncertainBefore = stats.opsUncertain;
   const killed = daemons.current;
   killed.expectExit = true;
+  rememberShimsOf(soak, killed.proc);
+  // What is certain at the kill: running, pid known, no call in flight.
+  const certain = certainNow(soak);
   daemons.up = false;
   daemons.generation++;
   killed.proc.kill("SIGKILL");
@@ -88,6 +189,13 @@ async function killOnce(soak, k) {
   }
   soak.killsDone++;
   const markedLeft = scanMarked(daemons.instance).length;
+  // The new daemon's events start after what the state file reserved.
+  const reservedSeq = BigInt(readStateFile(soak)?.seqReservedUpTo ?? "0");
+  // Every third outage, one process dies while no daemon runs.
+  const victim =
+    k % 3 === 2
+      ? await killVictim(soak, certain, (k / 3) % 2 < 1 ? "SIGTERM" : "SIGKILL")
+      : undefined;
   // Start it again; the clients keep trying meanwhile.
   const r = await restart(soak);
   daemons.up = true;
@@ -118,9 +226,19 @@ async function killOnce(soak, k) {
     inFlightAtKill,
     uncertain: stats.opsUncertain - uncertainBefore,
   });
-  const ok = await checkInvariants(soak, `after kill ${k}`);
+  const label = `after kill ${k}`;
+  const ok = await checkInvariants(soak, label);
+  if (soak.lastList && (await catchUp(soak, label))) {
+    checkAdopted(soak, label, certain, reservedSeq, victim, soak.lastList);
+    checkPrinted(soak, label);
+  }
+  if (victim) soak.clients.busy.delete(victim.name);
+  if (soak.lastList) learnList(soak, soak.lastList);
+  const outage = victim
+    ? `, ${victim.name} (pid ${victim.pid}) ${victim.signal}ed in the outage`
+    : "";
   soak.log(
-    `kill ${k}: ${inFlightAtKill} calls in flight, serving again in ${r.servingMs.toFixed(0)} ms (${markedLeft} marked processes left by the killed daemon), checks ${ok ? "ok" : "FAILED"}`,
+    `kill ${k}: ${inFlightAtKill} calls in flight, ${certain.size} processes certain${outage}, serving again in ${r.servingMs.toFixed(0)} ms (${markedLeft} marked processes left by the killed daemon), checks ${ok ? "ok" : "FAILED"}`,
   );
 }
 
@@ -197,6 +315,14 @@ async function shutdown(soak) {
     });
   }
   result.leftovers = await leftovers(soak);
+  result.shimsLeft = liveShims(soak);
+  countCheck(soak, "shutdown-shim", result.shimsLeft.length === 0);
+  if (result.shimsLeft.length > 0) {
+    addViolation(soak, "shutdown-shim", {
+      expected: "no procmon-shim of this run after SIGTERM",
+      found: result.shimsLeft,
+    });
+  }
   result.socketRemoved = !fs.existsSync(daemons.socket);
   countCheck(soak, "shutdown-socket", result.socketRemoved);
   if (!result.socketRemoved) {
