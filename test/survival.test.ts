@@ -272,3 +272,21 @@ describe.runIf(built)("the shim killed with SIGKILL", () => {
     }
   });
 });
+
+describe.runIf(built)("a daemon spawning from Node after one with the shim was killed", () => {
+  it("stops the shim the killed one left, with its processes, and starts them itself", async () => {
+    const stateFile = join(makeTempDir("procmon-survive-"), "state.json");
+    const d1 = await startOn(stateFile);
+    const first = await d1.client.addProcess(sleeper("s"));
+    const { shimPid } = await d1.client.getDaemonInfo();
+    expect(await d1.stop("SIGKILL")).toBeNull();
+    const d2 = await startProcmond(["--state-file", stateFile, "--spawner", "node", ...TIMINGS]);
+    expect(startTimeOf(shimPid)).toBeUndefined();
+    expect(startTimeOf(first.pid)).toBeUndefined();
+    expect(existsSync(`${stateFile}.shim.sock`)).toBe(false);
+    const now = await d2.client.getProcess("s");
+    expect(now.state).toBe(State.RUNNING);
+    expect(now.pid).not.toBe(first.pid);
+    expect(marked(readSaved(stateFile).instance).get("s")).toEqual([now.pid]);
+  });
+});

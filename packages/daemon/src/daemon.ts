@@ -123,8 +123,13 @@ export async function startDaemon(
     );
     const killTimeOf = (name: string | undefined) =>
       killTimes.get(name ?? "") ?? options.policy.killTimeMs;
-    const sweep = (shimPid?: number) =>
-      terminateOrphans(instance, killTimeOf, logger, shimPid).then(() => {});
+    const sweep = (shim?: ShimSpawner) =>
+      terminateOrphans(
+        instance,
+        killTimeOf,
+        logger,
+        shim && { pid: shim.shimPid, held: shim.heldPids() },
+      ).then(() => {});
 
     const bus = new EventBus();
     const events = new EventLog(clock, options.retention, BigInt(saved?.seqReservedUpTo ?? "0"));
@@ -153,7 +158,11 @@ export async function startDaemon(
               afterDelivery: (fn) => deliveries.after(fn),
               markerEnv,
               logger,
-              sweep,
+              sweep: (shimPid) =>
+                terminateOrphans(instance, killTimeOf, logger, {
+                  pid: shimPid,
+                  held: new Set(),
+                }).then(() => {}),
               onLost: lost,
             }),
           logger,
@@ -167,7 +176,7 @@ export async function startDaemon(
     }
     // What a killed predecessor of this registry left outside the shim (or
     // everything, without one that survived) is ended before anything starts.
-    await sweep(shim?.shimPid);
+    await sweep(shim);
     const found = claimFound(shim?.found ?? [], saved, killTimeOf, logger);
     const supervisor = new Supervisor({ clock, spawner, logger, emit: bus.emit });
     const control = new Control({
@@ -193,7 +202,6 @@ export async function startDaemon(
     // at once, and watch a large registry come up.
     if (saved) await control.restore(saved, false, found);
     else await control.reserveSeqs();
-    shim?.resume();
     await control.applyConfig(configured, false);
     const api = await serveApi(options, {
       control,
@@ -221,6 +229,9 @@ export async function startDaemon(
       throw err;
     });
 
+    // The adopted runs' frames (their output of the outage first) once the
+    // socket is served: a watcher that reconnects at once sees them as they come.
+    shim?.resume();
     const timers = [
       watchDescriptors(clock, alarm),
       every(clock, options.consistencyDelayMs, () => {

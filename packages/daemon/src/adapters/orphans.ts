@@ -23,14 +23,20 @@ function environmentOf(pid: number): string[] | undefined {
   }
 }
 
-/** Every live process (zombies excluded) whose environment carries `INSTANCE_ENV=instance`. */
-export function findMarkedProcesses(instance: string): MarkedProcess[] {
+/**
+ * Every live process (zombies excluded) whose environment carries
+ * `INSTANCE_ENV=instance`, but those in `skip` (not even read).
+ */
+export function findMarkedProcesses(
+  instance: string,
+  skip: ReadonlySet<number> = new Set(),
+): MarkedProcess[] {
   const marker = `${INSTANCE_ENV}=${instance}`;
   const namePrefix = `${NAME_ENV}=`;
   const found: MarkedProcess[] = [];
   for (const entry of readdirSync("/proc")) {
     const pid = Number(entry);
-    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    if (!Number.isInteger(pid) || pid === process.pid || skip.has(pid)) continue;
     const environment = environmentOf(pid);
     if (!environment?.includes(marker)) continue;
     const stat = readProcStat(pid);
@@ -62,17 +68,18 @@ function signalIfSame(stat: ProcStat, signal: NodeJS.Signals): void {
  * each one still there after the kill time of its own process (`killTimeOf`
  * its PROCMON_NAME), as a stop would. Each process is identified by its
  * marker and its start time, so a reused pid is never signalled. What
- * descends from `shimPid` (the shim a daemon attached to, whose children it
- * adopts) is not an orphan. Resolves with what was found, once all of it is gone.
+ * descends from the shim a daemon attached to (whose children it adopts:
+ * `shim.held`, which are not even looked at) is not an orphan. Resolves with
+ * what was found, once all of it is gone.
  */
 export async function terminateOrphans(
   instance: string,
   killTimeOf: (name: string | undefined) => number,
   logger: Logger,
-  shimPid?: number,
+  shim?: { readonly pid: number; readonly held: ReadonlySet<number> },
 ): Promise<MarkedProcess[]> {
-  const orphans = findMarkedProcesses(instance).filter(
-    (found) => shimPid === undefined || !descendsFrom(found.pid, shimPid),
+  const orphans = findMarkedProcesses(instance, shim?.held).filter(
+    (found) => shim === undefined || !descendsFrom(found.pid, shim.pid),
   );
   if (orphans.length === 0) return [];
   logger.warn(

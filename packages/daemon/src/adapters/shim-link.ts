@@ -158,8 +158,12 @@ async function handshake(
       if (!paused) socket.resume();
     });
   };
+  const handshakeClosed = () => fail?.(new Error("procmon-shim closed the socket"));
   socket.on("data", onData);
-  socket.on("error", (err) => fail?.(err));
+  // A socket error once listening (EPIPE from a dead shim) is no protocol error: its close follows.
+  socket.on("error", (err) => {
+    if (!listening) fail?.(err);
+  });
   const hello = await new Promise<ShimMessage & { type: "hello" }>((resolve, reject) => {
     const timer = setTimeout(
       () => reject(new Error("procmon-shim did not answer HELLO")),
@@ -170,7 +174,7 @@ async function handshake(
       settle();
       reject(err);
     };
-    socket.once("close", () => fail?.(new Error("procmon-shim closed the socket")));
+    socket.once("close", handshakeClosed);
     deliver = (message) => {
       if (message.type !== "hello") {
         fail?.(new Error(`procmon-shim answered ${message.type}, not HELLO`));
@@ -226,7 +230,7 @@ async function handshake(
     held,
     listen(onMessage, onError) {
       fail = onError;
-      socket.removeAllListeners("close");
+      socket.removeListener("close", handshakeClosed);
       for (const message of early.splice(0)) onMessage(message);
       deliver = onMessage;
       listening = true;

@@ -88,6 +88,8 @@ interface Pending {
   readonly handlers: ChildHandlers;
   readonly file: string;
   readonly memo: Memo;
+  /** The SPAWN, sent again to a new shim if the one it went to died first. */
+  readonly frame: Buffer;
 }
 
 /** What the shim keeps with a child for a later daemon (SPAWN's memo), as JSON. */
@@ -196,6 +198,11 @@ export class ShimSpawner implements Spawner {
     return this.#link.shimPid;
   }
 
+  /** The pids of the children the shim holds now (alive or not yet reported). */
+  heldPids(): Set<number> {
+    return new Set([...this.#children.values()].map((child) => child.pid));
+  }
+
   /** True if the shim outlives this daemon (it listens for the next one). */
   get survives(): boolean {
     return this.#options.listen !== undefined;
@@ -263,7 +270,7 @@ export class ShimSpawner implements Spawner {
     } catch (err) {
       throw new SpawnError("E2BIG", `cannot spawn ${quote(file)}: ${(err as Error).message}`);
     }
-    this.#pending.set(id, { request, handlers, file, memo });
+    this.#pending.set(id, { request, handlers, file, memo, frame });
     this.#send(frame);
     return undefined;
   }
@@ -340,20 +347,16 @@ export class ShimSpawner implements Spawner {
   #lost(why: string): void {
     if (this.#closing) return;
     this.#logger.error({}, `${why}: its children died with it; starting a new procmon-shim`);
-    this.#queued = [];
+    // Spawns it did not answer go to the new shim (a child it made died with it).
+    this.#queued = [...this.#pending.values()].map((pending) => pending.frame);
     const dead = [...this.#children.values()];
-    const unanswered = [...this.#pending.values()];
     this.#children.clear();
-    this.#pending.clear();
     this.#owed.clear();
     (async () => {
       const link = await startShim(ShimSpawner.#linkOptions(this.#options));
       await Promise.all(dead.map((child) => child.gone()));
       this.#link = link;
       for (const child of dead) child.exited(KILLED_STATUS, undefined);
-      for (const { handlers, file } of unanswered) {
-        handlers.onSpawned(new SpawnError("ESHUTDOWN", `cannot spawn ${quote(file)}: ${why}`));
-      }
       await this.#options.sweep?.(link.shimPid);
       this.#listen(link);
       const queued = this.#queued ?? [];
@@ -362,6 +365,10 @@ export class ShimSpawner implements Spawner {
       this.#logger.warn({ shimPid: link.shimPid }, "a new procmon-shim took over");
     })().catch((err: unknown) => {
       this.#closing = true;
+      for (const { handlers, file } of this.#pending.values()) {
+        handlers.onSpawned(new SpawnError("ESHUTDOWN", `cannot spawn ${quote(file)}: ${why}`));
+      }
+      this.#pending.clear();
       this.#options.onLost?.(`${why}, and no new one could start: ${(err as Error).message}`);
     });
   }
@@ -642,11 +649,11 @@ export async function dismissShim(listen: string, logger: Logger): Promise<void>
     { shimPid: link.shimPid, children: link.held.length },
     "stopping the procmon-shim an earlier procmond left: --spawner node cannot adopt its processes",
   );
-  const gone = new Promise<void>((resolve) => link.socket.once("close", () => resolve()));
   link.listen(
     () => {},
     () => link.socket.destroy(),
   );
+  const gone = new Promise<void>((resolve) => link.socket.once("close", () => resolve()));
   link.socket.end(exitFrame());
   const timer = setTimeout(() => link.socket.destroy(), 2_000);
   await gone;
