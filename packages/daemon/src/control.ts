@@ -1,6 +1,7 @@
 import type { ConfigEntry } from "./adapters/config-file.js";
 import type { PersistedState, ProcessSource, StateFileWriter } from "./adapters/state-file.js";
 import { ProcmonError } from "./core/errors.js";
+import type { CoreEvent } from "./core/events.js";
 import type { Logger } from "./core/logger.js";
 import { quote } from "./core/quote.js";
 import type { FoundRun } from "./core/spawner.js";
@@ -182,8 +183,10 @@ export class Control {
         adopted += 1;
         continue;
       }
-      supervisor.restore(spec, persisted.intent, persisted.source, start);
-      if (!start && persisted.intent === "running") this.deferred.push(spec.name);
+      supervisor.restore(spec, persisted.intent, persisted.source, start, persisted.ended);
+      if (!start && persisted.intent === "running" && persisted.ended === undefined) {
+        this.deferred.push(spec.name);
+      }
     }
     logger.info(
       { processes: state.processes.length, adopted },
@@ -252,13 +255,30 @@ export class Control {
     return names.length;
   }
 
+  private cameToRest(event: CoreEvent): boolean {
+    if (event.kind === "gaveUp") return true;
+    if (event.kind !== "exited" && event.kind !== "spawnFailed") return false;
+    const { supervisor } = this.deps;
+    return supervisor.has(event.process) && supervisor.get(event.process).state === "exited";
+  }
+
   private sameSpec(a: ProcessSpec, b: ProcessSpec): boolean {
     const { encode } = this.deps.specJson;
     return JSON.stringify(encode(a)) === JSON.stringify(encode(b));
   }
 
-  /** Called after each event: reserves more seqs in the state file well before they run out. */
-  afterEvent(): void {
+  /**
+   * Called after each event: persists a process that came to rest by itself
+   * (exited by its policy, given up on), so that the next daemon leaves it
+   * so; reserves more seqs in the state file well before they run out.
+   */
+  afterEvent(event?: CoreEvent): void {
+    if (event !== undefined && this.cameToRest(event)) {
+      this.persist().catch((err: unknown) =>
+        this.deps.logger.warn({ err }, "could not save a process's end in the state file"),
+      );
+      return;
+    }
     if (this.deps.events.lastSeq + SEQ_BLOCK / 2n <= this.seqReservedUpTo) return;
     this.seqReservedUpTo = this.deps.events.lastSeq + SEQ_BLOCK;
     this.persist().catch((err: unknown) =>
@@ -303,6 +323,7 @@ export class Control {
           spec: this.deps.specJson.encode(view.spec),
           intent: view.intent,
           source: view.source,
+          ...(view.state === "exited" || view.state === "failed" ? { ended: view.state } : {}),
         })),
     };
   }

@@ -196,7 +196,7 @@ export async function startDaemon(
     bus.subscribe((event) => {
       if (!frozen) events.append(event);
     });
-    bus.subscribe(() => control.afterEvent());
+    bus.subscribe((event) => control.afterEvent(event));
 
     // Registered now, started once the socket is served: clients can connect
     // at once, and watch a large registry come up.

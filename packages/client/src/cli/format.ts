@@ -22,6 +22,9 @@ const STATE_NAMES: Readonly<Record<State, string>> = {
   [State.BACKOFF]: "backoff",
   [State.STOPPING]: "stopping",
   [State.STOPPED]: "stopped",
+  [State.WAITING]: "waiting",
+  [State.EXITED]: "exited",
+  [State.FAILED]: "failed",
 };
 
 const STOP_REASONS: Readonly<Record<StopReason, string>> = {
@@ -30,9 +33,10 @@ const STOP_REASONS: Readonly<Record<StopReason, string>> = {
   [StopReason.REMOVE]: "remove",
   [StopReason.RESTART]: "restart",
   [StopReason.SHUTDOWN]: "shutdown",
+  [StopReason.MEMORY]: "memory",
 };
 
-/** The state as a lowercase word: running, backoff, stopping or stopped. */
+/** The state as a lowercase word: running, backoff, stopping, stopped, exited, failed... */
 export function stateName(state: State): string {
   return STATE_NAMES[state] ?? `state ${state}`;
 }
@@ -178,7 +182,9 @@ export function eventSummary(event: Event, safe: Escape): string {
     case "killed":
       return `killed pid ${kind.value.pid}: ${safe(kind.value.signal)} after the kill time`;
     case "stopped":
-      return `stopped (${STOP_REASONS[kind.value.reason] ?? "unknown reason"}): restart cancelled`;
+      return `stopped (${STOP_REASONS[kind.value.reason] ?? "unknown reason"})`;
+    case "gaveUp":
+      return `gave up after ${kind.value.instantDeaths} instant deaths in a row`;
     case "spawnFailed":
       return `spawn failed: ${safe(kind.value.error)}`;
     case "output": {

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import {
+  type DescEnum,
   type DescField,
   type DescMessage,
   fromJson,
@@ -160,6 +161,8 @@ function jsonOf(field: DescField, value: unknown, fail: (problem: string) => nev
   switch (field.fieldKind) {
     case "scalar":
       return scalarJson(field.scalar, value, fail);
+    case "enum":
+      return enumJson(field.enum, value, fail);
     case "message":
       return messageJson(field.message, value, fail);
     case "list":
@@ -221,6 +224,32 @@ function messageJson(
     json[field.jsonName] = jsonOf(field, v, (problem) => fail(`${key}: ${problem}`));
   }
   return json;
+}
+
+/**
+ * An enum value by its proto name (`RESTART_POLICY_NEVER`) or, as people
+ * write it, by what follows the enum's prefix, in lower case with dashes
+ * (`never`, `on-failure`).
+ */
+function enumJson(
+  descriptor: DescEnum,
+  value: unknown,
+  fail: (problem: string) => never,
+): JsonValue {
+  const values = descriptor.values.filter((v) => !v.name.endsWith("_UNSPECIFIED"));
+  const short = (name: string) =>
+    name
+      .slice(descriptor.sharedPrefix?.length ?? 0)
+      .toLowerCase()
+      .replaceAll("_", "-");
+  const found =
+    typeof value === "string"
+      ? values.find((v) => v.name === value || short(v.name) === value.replaceAll("_", "-"))
+      : undefined;
+  if (found === undefined) {
+    return fail(`expected one of ${values.map((v) => short(v.name)).join(", ")}`);
+  }
+  return found.name;
 }
 
 function scalarJson(

@@ -12,9 +12,9 @@ import { mkdir, open, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { parseDurationMs } from "@procmon/api/duration";
 import { ProcmonError } from "../core/errors.js";
-import type { Intent, ProcessSource } from "../core/types.js";
+import type { Ended, Intent, ProcessSource } from "../core/types.js";
 
-export type { Intent, ProcessSource } from "../core/types.js";
+export type { Ended, Intent, ProcessSource } from "../core/types.js";
 
 /** One registered process as persisted. */
 export interface PersistedProcess {
@@ -22,6 +22,8 @@ export interface PersistedProcess {
   readonly spec: unknown;
   readonly intent: Intent;
   readonly source: ProcessSource;
+  /** Set when one that should run came to rest (exited, failed): it is not started again. */
+  readonly ended?: Ended | undefined;
 }
 
 /** The whole state file. */
@@ -89,7 +91,8 @@ export function readStateFile(path: string): PersistedState | undefined {
       entry === null ||
       typeof entry.spec !== "object" ||
       (entry.intent !== "running" && entry.intent !== "stopped") ||
-      (entry.source !== "api" && entry.source !== "config")
+      (entry.source !== "api" && entry.source !== "config") ||
+      (entry.ended !== undefined && entry.ended !== "exited" && entry.ended !== "failed")
     ) {
       throw corrupt(path, `processes[${i}] is malformed`);
     }

@@ -1,5 +1,5 @@
 import type { OutputStreamName } from "./spawner.js";
-import type { ExitStatus, ProcessSpec, StopReason } from "./types.js";
+import type { ExitStatus, ProcessSpec, StopReason, StopSignalName } from "./types.js";
 
 /** What happened; each kind is named after the API's Event field. */
 export type EventBody =
@@ -17,9 +17,12 @@ export type EventBody =
   | {
       readonly kind: "stopping";
       readonly pid: number;
-      readonly signal: "SIGTERM";
+      /** The spec's stop signal. */
+      readonly signal: StopSignalName;
       readonly reason: StopReason;
     }
+  /** The monitor gave up after `instantDeaths` instant deaths in a row: the process is failed. */
+  | { readonly kind: "gaveUp"; readonly instantDeaths: number }
   | { readonly kind: "killed"; readonly pid: number; readonly signal: "SIGKILL" }
   /** Stopped with no run to end: a restart in backoff was cancelled. */
   | { readonly kind: "stopped"; readonly reason: StopReason }

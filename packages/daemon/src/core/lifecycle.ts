@@ -6,8 +6,11 @@ import {
   dueToStart,
   ENTERED_FROM,
   type Entry,
+  exited,
+  failed,
   type InBackoff,
   inBackoff,
+  isAtRest,
   type Running,
   running,
   type State,
@@ -93,7 +96,7 @@ export class Lifecycle {
     }
     const { state } = entry;
     if (answer === undefined) {
-      if (state.kind === "stopped" || state.kind === "backoff") this.enter(entry, starting(state));
+      if (isAtRest(state) || state.kind === "backoff") this.enter(entry, starting(state));
       return;
     }
     child = answer;
@@ -145,7 +148,7 @@ export class Lifecycle {
     this.logger.warn({ process: entry.spec.name, err }, "spawn failed");
     entry.lastSpawnError = error;
     this.report(entry, { kind: "spawnFailed", error });
-    this.follow(entry, undefined, undefined);
+    this.follow(entry, undefined, undefined, null);
   }
 
   onExit(entry: Entry, child: Child, exit: ChildExit): void {
@@ -164,8 +167,12 @@ export class Lifecycle {
       requested,
       backoff: entry.backoff,
     });
-    this.enter(entry, stopped(), { kind: "exited", pid: child.pid, status, instant });
-    this.follow(entry, uptimeMs, requested);
+    // Ended by itself, it is exited until its policy says what follows (a
+    // spawner that answers later shows it so until the new run is up);
+    // stopped, if a call asked for the stop.
+    const ended = requested === undefined ? exited() : stopped();
+    this.enter(entry, ended, { kind: "exited", pid: child.pid, status, instant });
+    this.follow(entry, uptimeMs, requested, exit.code);
     if (state.kind === "stopping") {
       const waiters = entry.exitWaiters;
       entry.exitWaiters = [];
@@ -178,14 +185,22 @@ export class Lifecycle {
     entry: Entry,
     uptimeMs: number | undefined,
     requested: Requested | undefined,
+    code: number | null,
   ): void {
+    const { spec } = entry;
     const decision = decide({
       uptimeMs,
-      thresholdMs: entry.spec.thresholdMs,
+      thresholdMs: spec.thresholdMs,
       requested,
       backoff: entry.backoff,
+      code,
+      restart: spec.restart,
+      successExitCodes: spec.successExitCodes,
+      maxInstantDeaths: spec.maxInstantDeaths,
+      instantDeaths: entry.instantDeaths,
     });
     entry.backoff = decision.backoff;
+    entry.instantDeaths = decision.instantDeaths;
     switch (decision.next) {
       case "start":
         if (decision.counted) entry.restartCount += 1;
@@ -202,6 +217,12 @@ export class Lifecycle {
         return;
       case "stopped":
         return;
+      case "exited":
+        if (entry.state.kind !== "exited") this.enter(entry, exited());
+        return;
+      case "failed":
+        this.enter(entry, failed(), { kind: "gaveUp", instantDeaths: decision.instantDeaths });
+        return;
     }
   }
 
@@ -210,7 +231,7 @@ export class Lifecycle {
     this.enter(entry, dueToStart(Math.round(this.clock.wallNow())));
   }
 
-  /** SIGTERM to the group now, SIGKILL after kill_time unless it exits first. */
+  /** The stop signal to the group now, SIGKILL after kill_time unless it exits first. */
   beginStop(entry: Entry, state: Running, reason: StopReason, after: Requested): void {
     this.enter(entry, stopping(state, after), reason);
   }
@@ -249,11 +270,11 @@ export class Lifecycle {
         });
         return;
       case "stopping":
-        next.child.signal("SIGTERM");
+        next.child.signal(entry.spec.stopSignal);
         this.report(entry, {
           kind: "stopping",
           pid: next.child.pid,
-          signal: "SIGTERM",
+          signal: entry.spec.stopSignal,
           reason: because as StopReason,
         });
         next.killTimer = this.clock.setTimer(entry.spec.killTimeMs, () =>
@@ -261,6 +282,10 @@ export class Lifecycle {
         );
         return;
       case "stopped":
+      case "exited":
+      case "failed":
+        // The event that says so: stopped, gave_up; none for exited, whose exited
+        // (or spawn_failed) event just came with nothing after it.
         if (because !== undefined) this.report(entry, because as EventBody);
         return;
     }

@@ -46,7 +46,7 @@ export interface Stopping {
  */
 export interface Starting {
   readonly kind: "starting";
-  readonly from: Stopped | InBackoff;
+  readonly from: AtRest | InBackoff;
   readonly settled: Promise<void>;
   /** Resolves `settled`: the spawn answered, and the state that follows is in place. */
   readonly settle: () => void;
@@ -57,8 +57,21 @@ export interface Stopped {
   readonly kind: "stopped";
 }
 
-/** A process's supervision state, one of four. */
-export type State = Running | InBackoff | Stopping | Stopped | Starting;
+/** The run ended and its restart policy does not restart it; a start runs it again. */
+export interface Exited {
+  readonly kind: "exited";
+}
+
+/** The monitor gave up after max_instant_deaths instant deaths in a row; a start tries again. */
+export interface Failed {
+  readonly kind: "failed";
+}
+
+/** A process's supervision state. */
+export type State = Running | InBackoff | Stopping | Stopped | Exited | Failed | Starting;
+
+/** The states in which nothing runs and nothing will until a call starts it. */
+export type AtRest = Stopped | Exited | Failed;
 
 /** A state's name. */
 export type StateKind = State["kind"];
@@ -105,8 +118,19 @@ export const stopping = (from: Running, after: Requested): Stopping => ({
 /** Nothing runs. */
 export const stopped = (): Stopped => ({ kind: "stopped" });
 
+/** Ended, not restarted by its policy. */
+export const exited = (): Exited => ({ kind: "exited" });
+
+/** Given up on. */
+export const failed = (): Failed => ({ kind: "failed" });
+
+/** True for a state in which nothing runs and nothing is scheduled. */
+export function isAtRest(state: State): state is AtRest {
+  return state.kind === "stopped" || state.kind === "exited" || state.kind === "failed";
+}
+
 /** A spawn is under way from `from`. */
-export function starting(from: Stopped | InBackoff): Starting {
+export function starting(from: AtRest | InBackoff): Starting {
   let settle = () => {};
   const settled = new Promise<void>((resolve) => {
     settle = resolve;
@@ -116,11 +140,14 @@ export function starting(from: Stopped | InBackoff): Starting {
 
 /** The states each state may be entered from: every other move is a bug. */
 export const ENTERED_FROM: Readonly<Record<StateKind, readonly StateKind[]>> = {
-  starting: ["stopped", "backoff"],
-  running: ["stopped", "backoff", "starting"],
-  backoff: ["stopped", "backoff", "starting"],
+  starting: ["stopped", "exited", "failed", "backoff"],
+  running: ["stopped", "exited", "failed", "backoff", "starting"],
+  backoff: ["stopped", "exited", "failed", "backoff", "starting"],
   stopping: ["running"],
-  stopped: ["running", "stopping", "backoff"],
+  stopped: ["running", "stopping", "backoff", "exited", "failed"],
+  // At a run's end, or after a spawn that failed.
+  exited: ["running", "stopped", "exited", "failed", "backoff", "starting"],
+  failed: ["stopped", "exited", "failed", "backoff", "starting"],
 };
 
 /** One supervised process: its spec and everything the monitor knows of it. */
@@ -133,6 +160,8 @@ export interface Entry {
   state: State;
   backoff: Backoff;
   restartCount: number;
+  /** Instant deaths in a row: reset by a long run and by a start. */
+  instantDeaths: number;
   lastExit: ExitStatus | undefined;
   startedAtWall: number | undefined;
   /** Why the latest spawn failed; undefined once one has succeeded. */
@@ -150,6 +179,7 @@ export function newEntry(spec: ProcessSpec, intent: Intent, source: ProcessSourc
     state: stopped(),
     backoff: Backoff.initial(spec.minRestartDelayMs, spec.maxRestartDelayMs),
     restartCount: 0,
+    instantDeaths: 0,
     lastExit: undefined,
     startedAtWall: undefined,
     lastSpawnError: undefined,

@@ -1,10 +1,10 @@
-import type { ExitStatus, RunSpec } from "./types.js";
+import type { ExitStatus, RunSpec, StopSignalName } from "./types.js";
 
 /** Which pipe a line of output came from. */
 export type OutputStreamName = "stdout" | "stderr";
 
-/** The signals the core sends. */
-export type StopSignal = "SIGTERM" | "SIGKILL";
+/** The signals the core sends: a stop's first (the spec's), and SIGKILL. */
+export type StopSignal = StopSignalName | "SIGKILL";
 
 /** How a child ended: exactly one of `code` and `signal` is set. */
 export interface ChildExit {

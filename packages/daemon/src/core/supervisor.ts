@@ -4,10 +4,19 @@ import { notFound, ProcmonError } from "./errors.js";
 import type { EventBody, EventSink } from "./events.js";
 import { Lifecycle } from "./lifecycle.js";
 import { type Logger, silentLogger } from "./logger.js";
-import { childOf, type Entry, newEntry, type Stopping, stopped, viewOf } from "./process-state.js";
+import {
+  childOf,
+  type Entry,
+  exited,
+  failed,
+  newEntry,
+  type Stopping,
+  stopped,
+  viewOf,
+} from "./process-state.js";
 import type { Requested } from "./restart-policy.js";
 import type { FoundRun, Spawner } from "./spawner.js";
-import type { Intent, ProcessSource, ProcessSpec, ProcessView } from "./types.js";
+import type { Ended, Intent, ProcessSource, ProcessSpec, ProcessView } from "./types.js";
 
 /** What the supervisor needs from the outside world. */
 export interface SupervisorDeps {
@@ -75,8 +84,9 @@ export class Supervisor {
     intent: Intent,
     source: ProcessSource = "api",
     launch = true,
+    ended?: Ended,
   ): ProcessView {
-    return this.register(spec, intent, source, false, launch);
+    return this.register(spec, intent, source, false, launch, ended);
   }
 
   /**
@@ -124,6 +134,7 @@ export class Supervisor {
     }
     entry.spec = spec;
     entry.backoff = Backoff.initial(spec.minRestartDelayMs, spec.maxRestartDelayMs);
+    entry.instantDeaths = 0;
     if (entry.intent === "stopped") return viewOf(entry);
     return this.restartEntry(entry);
   }
@@ -144,6 +155,8 @@ export class Supervisor {
       return this.start(name);
     }
     if (!(state.kind === "stopping" && state.after === "forget")) entry.intent = "running";
+    // Exited, failed or not: a start is a fresh try.
+    entry.instantDeaths = 0;
     // A running process is left alone (same pid); otherwise a start does what a restart does.
     return state.kind === "running" ? viewOf(entry) : this.restartEntry(entry);
   }
@@ -159,6 +172,7 @@ export class Supervisor {
   async restart(name: string): Promise<ProcessView> {
     this.refuseWhileShuttingDown();
     const entry = this.lookup(name);
+    entry.instantDeaths = 0;
     const view = this.restartEntry(entry);
     entry.intent = "running";
     return view;
@@ -221,6 +235,7 @@ export class Supervisor {
     source: ProcessSource,
     announce: boolean,
     launch: boolean,
+    ended?: Ended,
   ): ProcessView {
     this.refuseWhileShuttingDown();
     if (this.entries.has(spec.name)) {
@@ -229,7 +244,10 @@ export class Supervisor {
     const entry = newEntry(spec, intent, source);
     this.entries.set(spec.name, entry);
     if (announce) this.report(entry, { kind: "added", spec });
-    if (intent === "running") {
+    if (intent === "running" && ended !== undefined) {
+      // As an earlier daemon left it: ended by its policy, or given up on. Nothing changed.
+      entry.state = ended === "exited" ? exited() : failed();
+    } else if (intent === "running") {
       if (launch) this.lifecycle.launch(entry);
       else this.lifecycle.schedule(entry);
     }
@@ -262,6 +280,14 @@ export class Supervisor {
       case "backoff":
         this.lifecycle.enter(entry, stopped(), { kind: "stopped", reason });
         break;
+      case "exited":
+      case "failed":
+        // At rest already: a stop makes it stopped (a state change, so an
+        // event); a shutdown leaves it as it ended, for the next daemon.
+        if (reason !== "shutdown") {
+          this.lifecycle.enter(entry, stopped(), { kind: "stopped", reason });
+        }
+        break;
       case "stopped":
         break;
     }
@@ -284,6 +310,8 @@ export class Supervisor {
         return this.afterExit(entry);
       case "backoff":
       case "stopped":
+      case "exited":
+      case "failed":
         this.lifecycle.launch(entry);
         return this.settledView(entry);
     }

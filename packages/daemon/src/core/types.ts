@@ -36,8 +36,83 @@ export interface RunSpec {
   readonly gid?: number | undefined;
 }
 
+/** What follows a run that ended by itself: always restarted (Twisted), unless it succeeded, or never. */
+export type RestartPolicy = "always" | "on-failure" | "never";
+
+/** The signals a stop may begin with (SIGKILL follows after kill_time). */
+export const STOP_SIGNALS = [
+  "SIGTERM",
+  "SIGINT",
+  "SIGQUIT",
+  "SIGHUP",
+  "SIGUSR1",
+  "SIGUSR2",
+] as const;
+
+/** A stop's first signal. */
+export type StopSignalName = (typeof STOP_SIGNALS)[number];
+
+/** How a run's end is followed, and how a stop begins. */
+export interface EndPolicy {
+  /** Defaults to "always". */
+  readonly restart: RestartPolicy;
+  /** Exit codes that count as success under "on-failure". Defaults to [0]. */
+  readonly successExitCodes: readonly number[];
+  /** Instant deaths in a row after which the monitor gives up; 0 (default) never. */
+  readonly maxInstantDeaths: number;
+  /** Defaults to SIGTERM. */
+  readonly stopSignal: StopSignalName;
+}
+
+/** The daemon's default end policy, as the contract fixes it. */
+export const DEFAULT_END_POLICY: EndPolicy = {
+  restart: "always",
+  successExitCodes: [0],
+  maxInstantDeaths: 0,
+  stopSignal: "SIGTERM",
+};
+
+/** What a dependency must have done for its dependent to start. */
+export type DependencyCondition = "started" | "ready" | "exited-ok";
+
+/** A process another one needs. */
+export interface Dependency {
+  readonly name: string;
+  readonly condition: DependencyCondition;
+}
+
+/** What a readiness probe checks. */
+export type ProbeCheck =
+  | { readonly kind: "exec"; readonly args: readonly string[] }
+  | { readonly kind: "tcp"; readonly host: string; readonly port: number }
+  | { readonly kind: "http"; readonly url: string };
+
+/** How to tell that a process is ready. */
+export interface ReadinessProbe {
+  readonly check: ProbeCheck;
+  /** Between the end of a check and the start of the next. Defaults to 1000. */
+  readonly periodMs: number;
+  /** A check that takes longer fails. Defaults to 1000. */
+  readonly timeoutMs: number;
+  /** Before the first check of a run. Defaults to 0. */
+  readonly initialDelayMs: number;
+}
+
+/** When a process may start, when it is ready, and its memory cap. */
+export interface Readiness {
+  /** Defaults to none. */
+  readonly dependsOn: readonly Dependency[];
+  /** Undefined: ready as soon as it runs. */
+  readonly ready: ReadinessProbe | undefined;
+  /** Restarted when its tree's RSS exceeds this at two checks in a row; 0 (default): no cap. */
+  readonly maxRssBytes: number;
+}
+
+/** No dependencies, no probe, no memory cap. */
+export const DEFAULT_READINESS: Readiness = { dependsOn: [], ready: undefined, maxRssBytes: 0 };
+
 /** A validated, normalised process spec: every timing filled in. */
-export interface ProcessSpec extends RunSpec, Policy {}
+export interface ProcessSpec extends RunSpec, Policy, EndPolicy, Readiness {}
 
 /** How a run ended. */
 export interface ExitStatus {
@@ -49,11 +124,17 @@ export interface ExitStatus {
   readonly uptimeMs: number;
 }
 
-/** The names of the supervision states. */
-export type StateName = "running" | "backoff" | "stopping" | "stopped";
+/**
+ * The names of the supervision states: "exited" is a run its policy does not
+ * restart, "failed" one the monitor gave up on.
+ */
+export type StateName = "running" | "backoff" | "stopping" | "stopped" | "exited" | "failed";
 
 /** Whether a process should be running: what a daemon restart brings back. */
 export type Intent = "running" | "stopped";
+
+/** How a process that should run came to rest: its policy ended it, or the monitor gave up. */
+export type Ended = "exited" | "failed";
 
 /** Where a registered process came from: the config file owns its entries, the API the rest. */
 export type ProcessSource = "api" | "config";

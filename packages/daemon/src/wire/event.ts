@@ -8,6 +8,7 @@ import {
   OutputStream,
   ProcessAddedSchema,
   ProcessExitedSchema,
+  ProcessGaveUpSchema,
   ProcessKilledSchema,
   ProcessRemovedSchema,
   ProcessStartedSchema,
@@ -97,6 +98,11 @@ function eventKind(event: CoreEvent): Event["kind"] {
       };
     case "spawnFailed":
       return { case: "spawnFailed", value: create(SpawnFailedSchema, { error: event.error }) };
+    case "gaveUp":
+      return {
+        case: "gaveUp",
+        value: create(ProcessGaveUpSchema, { instantDeaths: event.instantDeaths }),
+      };
     case "output":
       return {
         case: "output",

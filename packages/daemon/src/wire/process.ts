@@ -16,6 +16,8 @@ const STATE: Readonly<Record<StateName, State>> = {
   backoff: State.BACKOFF,
   stopping: State.STOPPING,
   stopped: State.STOPPED,
+  exited: State.EXITED,
+  failed: State.FAILED,
 };
 
 /** The wire form of how a run ended: exit code or signal, and uptime. */

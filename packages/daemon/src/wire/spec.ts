@@ -3,12 +3,92 @@
 // here, in the core's SpecInput and ProcessSpec, and in its rule.
 import { create, fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
 import {
+  DependencyCondition as ConditionProto,
+  DependencySchema,
+  type ReadinessProbe as ProbeProto,
   type ProcessSpec as ProcessSpecProto,
   ProcessSpecSchema,
+  ReadinessProbeSchema,
+  RestartPolicy as RestartPolicyProto,
 } from "@procmon/api/gen/procmon/v1/procmon_pb.js";
-import type { SpecInput } from "../core/spec.js";
-import type { ProcessSpec } from "../core/types.js";
+import { ProcmonError } from "../core/errors.js";
+import type { ProbeInput, SpecInput } from "../core/spec.js";
+import type {
+  DependencyCondition,
+  ProcessSpec,
+  ReadinessProbe,
+  RestartPolicy,
+} from "../core/types.js";
 import { exactMsOf, msToDuration } from "./time.js";
+
+const RESTART: Readonly<Record<RestartPolicy, RestartPolicyProto>> = {
+  always: RestartPolicyProto.ALWAYS,
+  "on-failure": RestartPolicyProto.ON_FAILURE,
+  never: RestartPolicyProto.NEVER,
+};
+
+/** The core's restart policy of a wire one; undefined when unset. */
+function restartFromProto(policy: RestartPolicyProto): RestartPolicy | undefined {
+  return fromEnum(
+    RESTART,
+    policy,
+    "restart",
+    "RestartPolicy: RESTART_POLICY_ALWAYS, RESTART_POLICY_ON_FAILURE or RESTART_POLICY_NEVER",
+  );
+}
+
+const CONDITION: Readonly<Record<DependencyCondition, ConditionProto>> = {
+  started: ConditionProto.STARTED,
+  ready: ConditionProto.READY,
+  "exited-ok": ConditionProto.EXITED_OK,
+};
+
+/** The core's name of a wire enum value; undefined for unset, an error naming `field` for an unknown one. */
+function fromEnum<K extends string, V extends number>(
+  table: Readonly<Record<K, V>>,
+  value: V,
+  field: string,
+  type: string,
+): K | undefined {
+  if (value === 0) return undefined;
+  const found = (Object.keys(table) as K[]).find((k) => table[k] === value);
+  if (found === undefined) {
+    throw new ProcmonError("invalid_argument", `${field} ${value} is not a ${type}`);
+  }
+  return found;
+}
+
+function probeFromProto(probe: ProbeProto): ProbeInput {
+  const { check } = probe;
+  return {
+    check:
+      check.case === "exec"
+        ? { kind: "exec", args: check.value.args }
+        : check.case === "tcp"
+          ? { kind: "tcp", host: check.value.host, port: check.value.port }
+          : check.case === "http"
+            ? { kind: "http", url: check.value.url }
+            : undefined,
+    periodMs: exactMsOf(probe.period),
+    timeoutMs: exactMsOf(probe.timeout),
+    initialDelayMs: exactMsOf(probe.initialDelay),
+  };
+}
+
+function probeToProto(probe: ReadinessProbe): ProbeProto {
+  const { check } = probe;
+  return create(ReadinessProbeSchema, {
+    check:
+      check.kind === "exec"
+        ? { case: "exec", value: { args: [...check.args] } }
+        : check.kind === "tcp"
+          ? { case: "tcp", value: { host: check.host, port: check.port } }
+          : { case: "http", value: { url: check.url } },
+    period: msToDuration(probe.periodMs),
+    timeout: msToDuration(probe.timeoutMs),
+    initialDelay: msToDuration(probe.initialDelayMs),
+  });
+}
 
 /** What a wire spec asks for, for the core's rules to check; undefined when it is unset. */
 export function specInputFromProto(spec: ProcessSpecProto | undefined): SpecInput | undefined {
@@ -25,6 +105,21 @@ export function specInputFromProto(spec: ProcessSpecProto | undefined): SpecInpu
     killTimeMs: exactMsOf(spec.killTime),
     minRestartDelayMs: exactMsOf(spec.minRestartDelay),
     maxRestartDelayMs: exactMsOf(spec.maxRestartDelay),
+    restart: restartFromProto(spec.restart),
+    successExitCodes: spec.successExitCodes,
+    maxInstantDeaths: spec.maxInstantDeaths,
+    stopSignal: spec.stopSignal,
+    dependsOn: spec.dependsOn.map((dep, i) => ({
+      name: dep.name,
+      condition: fromEnum(
+        CONDITION,
+        dep.condition,
+        `depends_on[${i}].condition`,
+        "DependencyCondition",
+      ),
+    })),
+    ready: spec.ready === undefined ? undefined : probeFromProto(spec.ready),
+    maxRssBytes: Number(spec.maxRssBytes),
   };
 }
 
@@ -42,6 +137,15 @@ export function specToProto(spec: ProcessSpec): ProcessSpecProto {
     killTime: msToDuration(spec.killTimeMs),
     minRestartDelay: msToDuration(spec.minRestartDelayMs),
     maxRestartDelay: msToDuration(spec.maxRestartDelayMs),
+    restart: RESTART[spec.restart],
+    successExitCodes: [...spec.successExitCodes],
+    maxInstantDeaths: spec.maxInstantDeaths,
+    stopSignal: spec.stopSignal,
+    dependsOn: spec.dependsOn.map((dep) =>
+      create(DependencySchema, { name: dep.name, condition: CONDITION[dep.condition] }),
+    ),
+    ...(spec.ready === undefined ? {} : { ready: probeToProto(spec.ready) }),
+    maxRssBytes: BigInt(spec.maxRssBytes),
   });
 }
 

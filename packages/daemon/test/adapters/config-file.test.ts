@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ConfigContext, loadConfigFile, parseConfig } from "../../src/adapters/config-file.js";
 import { checkSpecFiles } from "../../src/adapters/spec-files.js";
 import { ProcmonError } from "../../src/core/errors.js";
-import { DEFAULT_POLICY } from "../../src/core/types.js";
+import { DEFAULT_END_POLICY, DEFAULT_POLICY, DEFAULT_READINESS } from "../../src/core/types.js";
 
 const PATH = "/etc/procmon/processes.yaml";
 
@@ -78,6 +78,8 @@ describe("parseConfig: good files", () => {
         killTimeMs: 500,
         minRestartDelayMs: 90_000,
         maxRestartDelayMs: 7_200_000,
+        ...DEFAULT_END_POLICY,
+        ...DEFAULT_READINESS,
       },
       {
         name: "worker",
@@ -91,6 +93,8 @@ describe("parseConfig: good files", () => {
         killTimeMs: 2_000,
         minRestartDelayMs: DEFAULT_POLICY.minRestartDelayMs,
         maxRestartDelayMs: DEFAULT_POLICY.maxRestartDelayMs,
+        ...DEFAULT_END_POLICY,
+        ...DEFAULT_READINESS,
       },
     ]);
   });

@@ -11,7 +11,13 @@ import {
   type StopSignal,
 } from "../../src/core/spawner.js";
 import { Supervisor } from "../../src/core/supervisor.js";
-import { DEFAULT_POLICY, type Policy, type ProcessSpec } from "../../src/core/types.js";
+import {
+  DEFAULT_END_POLICY,
+  DEFAULT_POLICY,
+  DEFAULT_READINESS,
+  type Policy,
+  type ProcessSpec,
+} from "../../src/core/types.js";
 
 /** The wall-clock time of the fake clock's origin: 2024-01-01T00:00:00Z. */
 export const FAKE_EPOCH_MS = Date.UTC(2024, 0, 1);
@@ -205,6 +211,8 @@ export class FakeSpawner implements Spawner {
 export function spec(name: string, overrides: Partial<ProcessSpec> = {}): ProcessSpec {
   return {
     ...DEFAULT_POLICY,
+    ...DEFAULT_END_POLICY,
+    ...DEFAULT_READINESS,
     name,
     args: [`/bin/${name}`],
     env: {},

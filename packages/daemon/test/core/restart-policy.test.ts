@@ -47,3 +47,74 @@ describe("decide: what follows a run's end", () => {
     if (short.next === "start") expect(short.counted).toBe(false);
   });
 });
+
+describe("decide with v1.1's policies: every combination of policy, exit, instant or not, and max_instant_deaths", () => {
+  type Policy = "always" | "on-failure" | "never";
+  const policies: Policy[] = ["always", "on-failure", "never"];
+  // How it ended: a code in success_exit_codes ([0, 3]), another code, a signal (code null).
+  const exits = [
+    { what: "exit 0", code: 0, success: true },
+    { what: "exit 3", code: 3, success: true },
+    { what: "exit 1", code: 1, success: false },
+    { what: "a signal", code: null, success: false },
+  ];
+  const cases = policies.flatMap((restart) =>
+    exits.flatMap((exit) =>
+      [true, false].flatMap((instant) =>
+        [0, 1, 3].flatMap((maxInstantDeaths) =>
+          [0, 2].map((before) => ({ restart, ...exit, instant, maxInstantDeaths, before })),
+        ),
+      ),
+    ),
+  );
+
+  /** The rule, written out once more from the contract's words, independently of decide(). */
+  function expected(c: (typeof cases)[number]): string {
+    if (c.restart === "never") return "exited";
+    if (c.restart === "on-failure" && c.success) return "exited";
+    const deaths = c.instant ? c.before + 1 : 0;
+    if (c.instant && c.maxInstantDeaths > 0 && deaths >= c.maxInstantDeaths) return "failed";
+    return c.instant ? "backoff" : "start";
+  }
+
+  it.each(cases)(
+    "$restart, $what, instant $instant, max_instant_deaths $maxInstantDeaths, $before before",
+    (c) => {
+      const d = decide(
+        end({
+          uptimeMs: c.instant ? 500 : 5_000,
+          code: c.code,
+          restart: c.restart,
+          successExitCodes: [0, 3],
+          maxInstantDeaths: c.maxInstantDeaths,
+          instantDeaths: c.before,
+        }),
+      );
+      expect(d.next).toBe(expected(c));
+      // The count of instant deaths in a row: reset by a long run, one more by an instant death.
+      expect(d.instantDeaths).toBe(c.instant ? c.before + 1 : 0);
+      if (d.next === "start") expect(d.counted).toBe(true);
+      if (d.next === "backoff") expect(d.delayMs).toBe(4_000);
+    },
+  );
+
+  it("a requested stop leaves the count as it was, whatever the policy", () => {
+    for (const restart of policies) {
+      const d = decide(end({ uptimeMs: 10, requested: "start", restart, instantDeaths: 2 }));
+      expect({ restart, next: d.next, deaths: d.instantDeaths }).toEqual({
+        restart,
+        next: "start",
+        deaths: 2,
+      });
+    }
+  });
+
+  it("a failed spawn is a failure for on-failure, and ends a never", () => {
+    const spawnFailed = { uptimeMs: undefined, code: null };
+    expect(decide(end({ ...spawnFailed, restart: "on-failure" })).next).toBe("backoff");
+    expect(decide(end({ ...spawnFailed, restart: "never" })).next).toBe("exited");
+    expect(decide(end({ ...spawnFailed, maxInstantDeaths: 3, instantDeaths: 2 })).next).toBe(
+      "failed",
+    );
+  });
+});

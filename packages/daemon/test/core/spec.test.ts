@@ -3,7 +3,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { DurationSchema } from "@bufbuild/protobuf/wkt";
-import { type ProcessSpec, ProcessSpecSchema } from "@procmon/api/gen/procmon/v1/procmon_pb.js";
+import {
+  type ProcessSpec,
+  ProcessSpecSchema,
+  RestartPolicy,
+} from "@procmon/api/gen/procmon/v1/procmon_pb.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkSpecFiles } from "../../src/adapters/spec-files.js";
 import { type ErrorCode, ProcmonError } from "../../src/core/errors.js";
@@ -96,6 +100,13 @@ describe("validateSpec accepts", () => {
       killTimeMs: 2_500,
       minRestartDelayMs: 100,
       maxRestartDelayMs: 3_600_000,
+      restart: "always",
+      successExitCodes: [0],
+      maxInstantDeaths: 0,
+      stopSignal: "SIGTERM",
+      dependsOn: [],
+      ready: undefined,
+      maxRssBytes: 0,
     });
   });
 
@@ -330,5 +341,46 @@ describe("validateSpec rejects", () => {
 
   it("bad arguments before permissions", () => {
     expectRejected({ name: "-x", uid: 1234 }, "invalid_argument", /^name "-x"/);
+  });
+});
+
+describe("the end policy of a spec (v1.1 §B)", () => {
+  it("fills in its defaults: always, [0], never give up, SIGTERM", () => {
+    expect(validateSpec(spec(), OPTS)).toMatchObject({
+      restart: "always",
+      successExitCodes: [0],
+      maxInstantDeaths: 0,
+      stopSignal: "SIGTERM",
+    });
+  });
+
+  it("keeps what it is given, exit codes sorted without repeats", () => {
+    expect(
+      validateSpec(
+        spec({
+          restart: RestartPolicy.ON_FAILURE,
+          successExitCodes: [3, 0, 3],
+          maxInstantDeaths: 5,
+          stopSignal: "SIGQUIT",
+        }),
+        OPTS,
+      ),
+    ).toMatchObject({
+      restart: "on-failure",
+      successExitCodes: [0, 3],
+      maxInstantDeaths: 5,
+      stopSignal: "SIGQUIT",
+    });
+    expect(validateSpec(spec({ restart: RestartPolicy.NEVER }), OPTS).restart).toBe("never");
+  });
+
+  it.each([
+    [{ stopSignal: "SIGKILL" }, /^stop_signal "SIGKILL" is not one of SIGTERM, SIGINT, SIGQUIT/],
+    [{ stopSignal: "TERM" }, /^stop_signal "TERM" is not one of/],
+    [{ successExitCodes: [0, 256] }, "success_exit_codes[1] 256 is not an exit code: 0 to 255"],
+    [{ successExitCodes: [-1] }, "success_exit_codes[0] -1 is not an exit code: 0 to 255"],
+    [{ restart: 7 as RestartPolicy }, /^restart 7 is not a RestartPolicy/],
+  ] as Array<[SpecInit, string | RegExp]>)("refuses %j, naming the field", (init, message) => {
+    expectRejected(init, "invalid_argument", message);
   });
 });

@@ -3,7 +3,7 @@
 // get() and list() answer.
 import { describe, expect, it } from "vitest";
 import type { CoreEvent } from "../../src/core/events.js";
-import type { StateName } from "../../src/core/types.js";
+import type { ProcessSpec, StateName } from "../../src/core/types.js";
 import { type FakeChild, flushMicrotasks, type Harness, makeSupervisor, seeded } from "./fakes.js";
 
 interface Folded {
@@ -26,8 +26,15 @@ function fold(known: Map<string, Folded>, event: CoreEvent): void {
       set("running", event.pid);
       return;
     case "exited":
+      // What follows says otherwise (started, restart_scheduled, gave_up, removed);
+      // nothing does when its policy ended it. After a stop it is stopped.
+      set(current?.state === "stopping" ? "stopped" : "exited");
+      return;
     case "stopped":
       set("stopped");
+      return;
+    case "gaveUp":
+      set("failed");
       return;
     case "restartScheduled":
       set("backoff");
@@ -35,16 +42,30 @@ function fold(known: Map<string, Folded>, event: CoreEvent): void {
     case "stopping":
       set("stopping", event.pid);
       return;
-    case "killed":
     case "spawnFailed":
+      // Followed by its backoff, or gave_up; by nothing when its policy ends it.
+      if (current === undefined) throw new Error(`${event.kind} for unknown "${event.process}"`);
+      set("exited");
+      return;
+    case "killed":
     case "output":
-      // No change of state: killed escalates a stop, a failed spawn is followed by its backoff.
+      // No change of state: killed escalates a stop.
       if (current === undefined) throw new Error(`${event.kind} for unknown "${event.process}"`);
       return;
   }
 }
 
 const NAMES = ["a", "b", "c"] as const;
+
+/** The end policies a process is added with: Twisted's, and each of v1.1's. */
+const POLICIES: ReadonlyArray<Partial<ProcessSpec>> = [
+  {},
+  { restart: "never" },
+  { restart: "on-failure" },
+  { restart: "on-failure", successExitCodes: [0, 1] },
+  { maxInstantDeaths: 2 },
+  { restart: "on-failure", maxInstantDeaths: 1 },
+];
 
 /** One random step: a call, a death, a failed spawn or the passing of time. */
 function step(h: Harness, random: () => number, log: string[]): void {
@@ -67,8 +88,10 @@ function step(h: Harness, random: () => number, log: string[]): void {
     h.spawner.answer();
     return;
   }
-  if (roll < 0.15) call("add", () => h.sup.add(h.spec(name)));
-  else if (roll < 0.22) call("remove", () => h.sup.remove(name));
+  if (roll < 0.15) {
+    const policy = pick(POLICIES);
+    call(`add (${JSON.stringify(policy)})`, () => h.sup.add(h.spec(name, policy)));
+  } else if (roll < 0.22) call("remove", () => h.sup.remove(name));
   else if (roll < 0.32) call("start", () => h.sup.start(name));
   else if (roll < 0.42) call("stop", () => h.sup.stop(name));
   else if (roll < 0.5) call("restart", () => h.sup.restart(name));

@@ -11,7 +11,9 @@ import {
 import { describe, expect, it } from "vitest";
 import type { CoreEvent } from "../../src/core/events.js";
 import {
+  DEFAULT_END_POLICY,
   DEFAULT_POLICY,
+  DEFAULT_READINESS,
   type Policy,
   type ProcessSpec,
   type ProcessView,
@@ -40,6 +42,21 @@ const SPEC: ProcessSpec = {
   killTimeMs: 5_000,
   minRestartDelayMs: 250,
   maxRestartDelayMs: 3_600_000,
+  restart: "on-failure",
+  successExitCodes: [0, 3],
+  maxInstantDeaths: 5,
+  stopSignal: "SIGQUIT",
+  dependsOn: [
+    { name: "db", condition: "ready" },
+    { name: "migrate", condition: "exited-ok" },
+  ],
+  ready: {
+    check: { kind: "http", url: "http://127.0.0.1:8080/health" },
+    periodMs: 2_000,
+    timeoutMs: 500,
+    initialDelayMs: 100,
+  },
+  maxRssBytes: 64 * 1024 * 1024,
 };
 
 const VIEW: ProcessView = {
@@ -121,6 +138,8 @@ describe("specs", () => {
       killTimeMs: 2_401,
       minRestartDelayMs: DEFAULT_POLICY.minRestartDelayMs,
       maxRestartDelayMs: DEFAULT_POLICY.maxRestartDelayMs,
+      ...DEFAULT_END_POLICY,
+      ...DEFAULT_READINESS,
     });
     expect("uid" in spec).toBe(false);
     expect("gid" in spec).toBe(false);

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file procmon/v1/procmon.proto.
  */
 export const file_procmon_v1_procmon: GenFile = /*@__PURE__*/
-  fileDesc("Chhwcm9jbW9uL3YxL3Byb2Ntb24ucHJvdG8SCnByb2Ntb24udjEioAMKC1Byb2Nlc3NTcGVjEgwKBG5hbWUYASABKAkSDAoEYXJncxgCIAMoCRItCgNlbnYYAyADKAsyIC5wcm9jbW9uLnYxLlByb2Nlc3NTcGVjLkVudkVudHJ5EhEKCWNsZWFyX2VudhgEIAEoCBILCgNjd2QYBSABKAkSEAoDdWlkGAYgASgNSACIAQESEAoDZ2lkGAcgASgNSAGIAQESLAoJdGhyZXNob2xkGAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEiwKCWtpbGxfdGltZRgJIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI0ChFtaW5fcmVzdGFydF9kZWxheRgKIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI0ChFtYXhfcmVzdGFydF9kZWxheRgLIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgYKBF91aWRCBgoEX2dpZCJoCgpFeGl0U3RhdHVzEhMKCWV4aXRfY29kZRgBIAEoBUgAEhAKBnNpZ25hbBgCIAEoCUgAEikKBnVwdGltZRgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIICgZzdGF0dXMi0gIKB1Byb2Nlc3MSJQoEc3BlYxgBIAEoCzIXLnByb2Ntb24udjEuUHJvY2Vzc1NwZWMSIAoFc3RhdGUYAiABKA4yES5wcm9jbW9uLnYxLlN0YXRlEgsKA3BpZBgDIAEoDRIuCgpzdGFydGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1yZXN0YXJ0X2NvdW50GAUgASgNEikKCWxhc3RfZXhpdBgGIAEoCzIWLnByb2Ntb24udjEuRXhpdFN0YXR1cxIzCg9uZXh0X3Jlc3RhcnRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDXJlc3RhcnRfZGVsYXkYCCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SGAoQbGFzdF9zcGF3bl9lcnJvchgJIAEoCSI1CgxQcm9jZXNzQWRkZWQSJQoEc3BlYxgBIAEoCzIXLnByb2Ntb24udjEuUHJvY2Vzc1NwZWMiEAoOUHJvY2Vzc1JlbW92ZWQiHQoOUHJvY2Vzc1N0YXJ0ZWQSCwoDcGlkGAEgASgNIoABCg1Qcm9jZXNzRXhpdGVkEgsKA3BpZBgBIAEoDRImCgZzdGF0dXMYAiABKAsyFi5wcm9jbW9uLnYxLkV4aXRTdGF0dXMSKQoGdXB0aW1lGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEg8KB2luc3RhbnQYBCABKAgiZAoQUmVzdGFydFNjaGVkdWxlZBIoCgVkZWxheRgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhImCgJhdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiVgoPUHJvY2Vzc1N0b3BwaW5nEgsKA3BpZBgBIAEoDRIOCgZzaWduYWwYAiABKAkSJgoGcmVhc29uGAMgASgOMhYucHJvY21vbi52MS5TdG9wUmVhc29uIiwKDVByb2Nlc3NLaWxsZWQSCwoDcGlkGAEgASgNEg4KBnNpZ25hbBgCIAEoCSI4Cg5Qcm9jZXNzU3RvcHBlZBImCgZyZWFzb24YASABKA4yFi5wcm9jbW9uLnYxLlN0b3BSZWFzb24iHAoLU3Bhd25GYWlsZWQSDQoFZXJyb3IYASABKAkiVQoKT3V0cHV0TGluZRIoCgZzdHJlYW0YASABKA4yGC5wcm9jbW9uLnYxLk91dHB1dFN0cmVhbRIMCgRsaW5lGAIgASgJEg8KB3BhcnRpYWwYAyABKAgisAQKBUV2ZW50EgsKA3NlcRgBIAEoBBIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdwcm9jZXNzGAMgASgJEikKBWFkZGVkGAogASgLMhgucHJvY21vbi52MS5Qcm9jZXNzQWRkZWRIABItCgdyZW1vdmVkGAsgASgLMhoucHJvY21vbi52MS5Qcm9jZXNzUmVtb3ZlZEgAEi0KB3N0YXJ0ZWQYDCABKAsyGi5wcm9jbW9uLnYxLlByb2Nlc3NTdGFydGVkSAASKwoGZXhpdGVkGA0gASgLMhkucHJvY21vbi52MS5Qcm9jZXNzRXhpdGVkSAASOQoRcmVzdGFydF9zY2hlZHVsZWQYDiABKAsyHC5wcm9jbW9uLnYxLlJlc3RhcnRTY2hlZHVsZWRIABIvCghzdG9wcGluZxgPIAEoCzIbLnByb2Ntb24udjEuUHJvY2Vzc1N0b3BwaW5nSAASKwoGa2lsbGVkGBAgASgLMhkucHJvY21vbi52MS5Qcm9jZXNzS2lsbGVkSAASLwoMc3Bhd25fZmFpbGVkGBEgASgLMhcucHJvY21vbi52MS5TcGF3bkZhaWxlZEgAEigKBm91dHB1dBgSIAEoCzIWLnByb2Ntb24udjEuT3V0cHV0TGluZUgAEi0KB3N0b3BwZWQYEyABKAsyGi5wcm9jbW9uLnYxLlByb2Nlc3NTdG9wcGVkSABCBgoEa2luZCI9ChFBZGRQcm9jZXNzUmVxdWVzdBIoCgdwcm9jZXNzGAEgASgLMhcucHJvY21vbi52MS5Qcm9jZXNzU3BlYyI6ChJBZGRQcm9jZXNzUmVzcG9uc2USJAoHcHJvY2VzcxgBIAEoCzITLnByb2Ntb24udjEuUHJvY2VzcyIkChRSZW1vdmVQcm9jZXNzUmVxdWVzdBIMCgRuYW1lGAEgASgJIj0KFVJlbW92ZVByb2Nlc3NSZXNwb25zZRIkCgdwcm9jZXNzGAEgASgLMhMucHJvY21vbi52MS5Qcm9jZXNzIiMKE1N0YXJ0UHJvY2Vzc1JlcXVlc3QSDAoEbmFtZRgBIAEoCSI8ChRTdGFydFByb2Nlc3NSZXNwb25zZRIkCgdwcm9jZXNzGAEgASgLMhMucHJvY21vbi52MS5Qcm9jZXNzIiIKElN0b3BQcm9jZXNzUmVxdWVzdBIMCgRuYW1lGAEgASgJIjsKE1N0b3BQcm9jZXNzUmVzcG9uc2USJAoHcHJvY2VzcxgBIAEoCzITLnByb2Ntb24udjEuUHJvY2VzcyIlChVSZXN0YXJ0UHJvY2Vzc1JlcXVlc3QSDAoEbmFtZRgBIAEoCSI+ChZSZXN0YXJ0UHJvY2Vzc1Jlc3BvbnNlEiQKB3Byb2Nlc3MYASABKAsyEy5wcm9jbW9uLnYxLlByb2Nlc3MiEwoRUmVzdGFydEFsbFJlcXVlc3QiPAoSUmVzdGFydEFsbFJlc3BvbnNlEiYKCXByb2Nlc3NlcxgBIAMoCzITLnByb2Ntb24udjEuUHJvY2VzcyIhChFHZXRQcm9jZXNzUmVxdWVzdBIMCgRuYW1lGAEgASgJIjoKEkdldFByb2Nlc3NSZXNwb25zZRIkCgdwcm9jZXNzGAEgASgLMhMucHJvY21vbi52MS5Qcm9jZXNzIhYKFExpc3RQcm9jZXNzZXNSZXF1ZXN0IlcKFUxpc3RQcm9jZXNzZXNSZXNwb25zZRImCglwcm9jZXNzZXMYASADKAsyEy5wcm9jbW9uLnYxLlByb2Nlc3MSFgoObGFzdF9ldmVudF9zZXEYAiABKAQiYQoSV2F0Y2hFdmVudHNSZXF1ZXN0Eg0KBW5hbWVzGAEgAygJEhYKDmluY2x1ZGVfb3V0cHV0GAIgASgIEhYKCWFmdGVyX3NlcRgDIAEoBEgAiAEBQgwKCl9hZnRlcl9zZXEiNwoTV2F0Y2hFdmVudHNSZXNwb25zZRIgCgVldmVudBgBIAEoCzIRLnByb2Ntb24udjEuRXZlbnQiFgoUR2V0RGFlbW9uSW5mb1JlcXVlc3QihAEKFUdldERhZW1vbkluZm9SZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgJEgsKA3BpZBgCIAEoDRIkCgdzcGF3bmVyGAMgASgOMhMucHJvY21vbi52MS5TcGF3bmVyEhAKCHNoaW1fcGlkGAQgASgNEhUKDXNoaW1fcHJvdG9jb2wYBSABKA0qawoFU3RhdGUSFQoRU1RBVEVfVU5TUEVDSUZJRUQQABIRCg1TVEFURV9SVU5OSU5HEAESEQoNU1RBVEVfQkFDS09GRhACEhIKDlNUQVRFX1NUT1BQSU5HEAMSEQoNU1RBVEVfU1RPUFBFRBAEKooBCgpTdG9wUmVhc29uEhsKF1NUT1BfUkVBU09OX1VOU1BFQ0lGSUVEEAASFAoQU1RPUF9SRUFTT05fU1RPUBABEhYKElNUT1BfUkVBU09OX1JFTU9WRRACEhcKE1NUT1BfUkVBU09OX1JFU1RBUlQQAxIYChRTVE9QX1JFQVNPTl9TSFVURE9XThAEKmEKDE91dHB1dFN0cmVhbRIdChlPVVRQVVRfU1RSRUFNX1VOU1BFQ0lGSUVEEAASGAoUT1VUUFVUX1NUUkVBTV9TVERPVVQQARIYChRPVVRQVVRfU1RSRUFNX1NUREVSUhACKkYKB1NwYXduZXISFwoTU1BBV05FUl9VTlNQRUNJRklFRBAAEhAKDFNQQVdORVJfU0hJTRABEhAKDFNQQVdORVJfTk9ERRACMscGCg5Qcm9jZXNzTW9uaXRvchJLCgpBZGRQcm9jZXNzEh0ucHJvY21vbi52MS5BZGRQcm9jZXNzUmVxdWVzdBoeLnByb2Ntb24udjEuQWRkUHJvY2Vzc1Jlc3BvbnNlElQKDVJlbW92ZVByb2Nlc3MSIC5wcm9jbW9uLnYxLlJlbW92ZVByb2Nlc3NSZXF1ZXN0GiEucHJvY21vbi52MS5SZW1vdmVQcm9jZXNzUmVzcG9uc2USUQoMU3RhcnRQcm9jZXNzEh8ucHJvY21vbi52MS5TdGFydFByb2Nlc3NSZXF1ZXN0GiAucHJvY21vbi52MS5TdGFydFByb2Nlc3NSZXNwb25zZRJOCgtTdG9wUHJvY2VzcxIeLnByb2Ntb24udjEuU3RvcFByb2Nlc3NSZXF1ZXN0Gh8ucHJvY21vbi52MS5TdG9wUHJvY2Vzc1Jlc3BvbnNlElcKDlJlc3RhcnRQcm9jZXNzEiEucHJvY21vbi52MS5SZXN0YXJ0UHJvY2Vzc1JlcXVlc3QaIi5wcm9jbW9uLnYxLlJlc3RhcnRQcm9jZXNzUmVzcG9uc2USSwoKUmVzdGFydEFsbBIdLnByb2Ntb24udjEuUmVzdGFydEFsbFJlcXVlc3QaHi5wcm9jbW9uLnYxLlJlc3RhcnRBbGxSZXNwb25zZRJLCgpHZXRQcm9jZXNzEh0ucHJvY21vbi52MS5HZXRQcm9jZXNzUmVxdWVzdBoeLnByb2Ntb24udjEuR2V0UHJvY2Vzc1Jlc3BvbnNlElQKDUxpc3RQcm9jZXNzZXMSIC5wcm9jbW9uLnYxLkxpc3RQcm9jZXNzZXNSZXF1ZXN0GiEucHJvY21vbi52MS5MaXN0UHJvY2Vzc2VzUmVzcG9uc2USUAoLV2F0Y2hFdmVudHMSHi5wcm9jbW9uLnYxLldhdGNoRXZlbnRzUmVxdWVzdBofLnByb2Ntb24udjEuV2F0Y2hFdmVudHNSZXNwb25zZTABElQKDUdldERhZW1vbkluZm8SIC5wcm9jbW9uLnYxLkdldERhZW1vbkluZm9SZXF1ZXN0GiEucHJvY21vbi52MS5HZXREYWVtb25JbmZvUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Chhwcm9jbW9uL3YxL3Byb2Ntb24ucHJvdG8SCnByb2Ntb24udjEihwUKC1Byb2Nlc3NTcGVjEgwKBG5hbWUYASABKAkSDAoEYXJncxgCIAMoCRItCgNlbnYYAyADKAsyIC5wcm9jbW9uLnYxLlByb2Nlc3NTcGVjLkVudkVudHJ5EhEKCWNsZWFyX2VudhgEIAEoCBILCgNjd2QYBSABKAkSEAoDdWlkGAYgASgNSACIAQESEAoDZ2lkGAcgASgNSAGIAQESLAoJdGhyZXNob2xkGAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEiwKCWtpbGxfdGltZRgJIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI0ChFtaW5fcmVzdGFydF9kZWxheRgKIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI0ChFtYXhfcmVzdGFydF9kZWxheRgLIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIqCgdyZXN0YXJ0GAwgASgOMhkucHJvY21vbi52MS5SZXN0YXJ0UG9saWN5EhoKEnN1Y2Nlc3NfZXhpdF9jb2RlcxgNIAMoBRIaChJtYXhfaW5zdGFudF9kZWF0aHMYDiABKA0SEwoLc3RvcF9zaWduYWwYDyABKAkSKgoKZGVwZW5kc19vbhgQIAMoCzIWLnByb2Ntb24udjEuRGVwZW5kZW5jeRIpCgVyZWFkeRgRIAEoCzIaLnByb2Ntb24udjEuUmVhZGluZXNzUHJvYmUSFQoNbWF4X3Jzc19ieXRlcxgSIAEoBBoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgYKBF91aWRCBgoEX2dpZCJOCgpEZXBlbmRlbmN5EgwKBG5hbWUYASABKAkSMgoJY29uZGl0aW9uGAIgASgOMh8ucHJvY21vbi52MS5EZXBlbmRlbmN5Q29uZGl0aW9uIpUCCg5SZWFkaW5lc3NQcm9iZRIlCgRleGVjGAEgASgLMhUucHJvY21vbi52MS5FeGVjQ2hlY2tIABIjCgN0Y3AYAiABKAsyFC5wcm9jbW9uLnYxLlRjcENoZWNrSAASJQoEaHR0cBgDIAEoCzIVLnByb2Ntb24udjEuSHR0cENoZWNrSAASKQoGcGVyaW9kGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEioKB3RpbWVvdXQYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMAoNaW5pdGlhbF9kZWxheRgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIHCgVjaGVjayIZCglFeGVjQ2hlY2sSDAoEYXJncxgBIAMoCSImCghUY3BDaGVjaxIMCgRob3N0GAEgASgJEgwKBHBvcnQYAiABKA0iGAoJSHR0cENoZWNrEgsKA3VybBgBIAEoCSJoCgpFeGl0U3RhdHVzEhMKCWV4aXRfY29kZRgBIAEoBUgAEhAKBnNpZ25hbBgCIAEoCUgAEikKBnVwdGltZRgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIICgZzdGF0dXMingMKB1Byb2Nlc3MSJQoEc3BlYxgBIAEoCzIXLnByb2Ntb24udjEuUHJvY2Vzc1NwZWMSIAoFc3RhdGUYAiABKA4yES5wcm9jbW9uLnYxLlN0YXRlEgsKA3BpZBgDIAEoDRIuCgpzdGFydGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1yZXN0YXJ0X2NvdW50GAUgASgNEikKCWxhc3RfZXhpdBgGIAEoCzIWLnByb2Ntb24udjEuRXhpdFN0YXR1cxIzCg9uZXh0X3Jlc3RhcnRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDXJlc3RhcnRfZGVsYXkYCCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SGAoQbGFzdF9zcGF3bl9lcnJvchgJIAEoCRINCgVyZWFkeRgKIAEoCBITCgt3YWl0aW5nX2ZvchgLIAMoCRITCgtjcHVfc2Vjb25kcxgMIAEoARIRCglyc3NfYnl0ZXMYDSABKAQiNQoMUHJvY2Vzc0FkZGVkEiUKBHNwZWMYASABKAsyFy5wcm9jbW9uLnYxLlByb2Nlc3NTcGVjIhAKDlByb2Nlc3NSZW1vdmVkIh0KDlByb2Nlc3NTdGFydGVkEgsKA3BpZBgBIAEoDSKAAQoNUHJvY2Vzc0V4aXRlZBILCgNwaWQYASABKA0SJgoGc3RhdHVzGAIgASgLMhYucHJvY21vbi52MS5FeGl0U3RhdHVzEikKBnVwdGltZRgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIPCgdpbnN0YW50GAQgASgIImQKEFJlc3RhcnRTY2hlZHVsZWQSKAoFZGVsYXkYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SJgoCYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlYKD1Byb2Nlc3NTdG9wcGluZxILCgNwaWQYASABKA0SDgoGc2lnbmFsGAIgASgJEiYKBnJlYXNvbhgDIAEoDjIWLnByb2Ntb24udjEuU3RvcFJlYXNvbiIsCg1Qcm9jZXNzS2lsbGVkEgsKA3BpZBgBIAEoDRIOCgZzaWduYWwYAiABKAkiOAoOUHJvY2Vzc1N0b3BwZWQSJgoGcmVhc29uGAEgASgOMhYucHJvY21vbi52MS5TdG9wUmVhc29uIhwKC1NwYXduRmFpbGVkEg0KBWVycm9yGAEgASgJIlUKCk91dHB1dExpbmUSKAoGc3RyZWFtGAEgASgOMhgucHJvY21vbi52MS5PdXRwdXRTdHJlYW0SDAoEbGluZRgCIAEoCRIPCgdwYXJ0aWFsGAMgASgIIucFCgVFdmVudBILCgNzZXEYASABKAQSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHcHJvY2VzcxgDIAEoCRIpCgVhZGRlZBgKIAEoCzIYLnByb2Ntb24udjEuUHJvY2Vzc0FkZGVkSAASLQoHcmVtb3ZlZBgLIAEoCzIaLnByb2Ntb24udjEuUHJvY2Vzc1JlbW92ZWRIABItCgdzdGFydGVkGAwgASgLMhoucHJvY21vbi52MS5Qcm9jZXNzU3RhcnRlZEgAEisKBmV4aXRlZBgNIAEoCzIZLnByb2Ntb24udjEuUHJvY2Vzc0V4aXRlZEgAEjkKEXJlc3RhcnRfc2NoZWR1bGVkGA4gASgLMhwucHJvY21vbi52MS5SZXN0YXJ0U2NoZWR1bGVkSAASLwoIc3RvcHBpbmcYDyABKAsyGy5wcm9jbW9uLnYxLlByb2Nlc3NTdG9wcGluZ0gAEisKBmtpbGxlZBgQIAEoCzIZLnByb2Ntb24udjEuUHJvY2Vzc0tpbGxlZEgAEi8KDHNwYXduX2ZhaWxlZBgRIAEoCzIXLnByb2Ntb24udjEuU3Bhd25GYWlsZWRIABIoCgZvdXRwdXQYEiABKAsyFi5wcm9jbW9uLnYxLk91dHB1dExpbmVIABItCgdzdG9wcGVkGBMgASgLMhoucHJvY21vbi52MS5Qcm9jZXNzU3RvcHBlZEgAEiwKB2dhdmVfdXAYFCABKAsyGS5wcm9jbW9uLnYxLlByb2Nlc3NHYXZlVXBIABIpCgVyZWFkeRgVIAEoCzIYLnByb2Ntb24udjEuUHJvY2Vzc1JlYWR5SAASLQoHdW5yZWFkeRgWIAEoCzIaLnByb2Ntb24udjEuUHJvY2Vzc1VucmVhZHlIABItCgd3YWl0aW5nGBcgASgLMhoucHJvY21vbi52MS5Qcm9jZXNzV2FpdGluZ0gAQgYKBGtpbmQiDgoMUHJvY2Vzc1JlYWR5Ih8KDlByb2Nlc3NVbnJlYWR5Eg0KBWVycm9yGAEgASgJIh8KDlByb2Nlc3NXYWl0aW5nEg0KBW5hbWVzGAEgAygJIicKDVByb2Nlc3NHYXZlVXASFgoOaW5zdGFudF9kZWF0aHMYASABKA0iPQoRQWRkUHJvY2Vzc1JlcXVlc3QSKAoHcHJvY2VzcxgBIAEoCzIXLnByb2Ntb24udjEuUHJvY2Vzc1NwZWMiOgoSQWRkUHJvY2Vzc1Jlc3BvbnNlEiQKB3Byb2Nlc3MYASABKAsyEy5wcm9jbW9uLnYxLlByb2Nlc3MiJAoUUmVtb3ZlUHJvY2Vzc1JlcXVlc3QSDAoEbmFtZRgBIAEoCSI9ChVSZW1vdmVQcm9jZXNzUmVzcG9uc2USJAoHcHJvY2VzcxgBIAEoCzITLnByb2Ntb24udjEuUHJvY2VzcyIjChNTdGFydFByb2Nlc3NSZXF1ZXN0EgwKBG5hbWUYASABKAkiPAoUU3RhcnRQcm9jZXNzUmVzcG9uc2USJAoHcHJvY2VzcxgBIAEoCzITLnByb2Ntb24udjEuUHJvY2VzcyIiChJTdG9wUHJvY2Vzc1JlcXVlc3QSDAoEbmFtZRgBIAEoCSI7ChNTdG9wUHJvY2Vzc1Jlc3BvbnNlEiQKB3Byb2Nlc3MYASABKAsyEy5wcm9jbW9uLnYxLlByb2Nlc3MiJQoVUmVzdGFydFByb2Nlc3NSZXF1ZXN0EgwKBG5hbWUYASABKAkiPgoWUmVzdGFydFByb2Nlc3NSZXNwb25zZRIkCgdwcm9jZXNzGAEgASgLMhMucHJvY21vbi52MS5Qcm9jZXNzIhMKEVJlc3RhcnRBbGxSZXF1ZXN0IjwKElJlc3RhcnRBbGxSZXNwb25zZRImCglwcm9jZXNzZXMYASADKAsyEy5wcm9jbW9uLnYxLlByb2Nlc3MiOAoRR2V0UHJvY2Vzc1JlcXVlc3QSDAoEbmFtZRgBIAEoCRIVCg1pbmNsdWRlX3N0YXRzGAIgASgIIjoKEkdldFByb2Nlc3NSZXNwb25zZRIkCgdwcm9jZXNzGAEgASgLMhMucHJvY21vbi52MS5Qcm9jZXNzIi0KFExpc3RQcm9jZXNzZXNSZXF1ZXN0EhUKDWluY2x1ZGVfc3RhdHMYASABKAgiVwoVTGlzdFByb2Nlc3Nlc1Jlc3BvbnNlEiYKCXByb2Nlc3NlcxgBIAMoCzITLnByb2Ntb24udjEuUHJvY2VzcxIWCg5sYXN0X2V2ZW50X3NlcRgCIAEoBCJhChJXYXRjaEV2ZW50c1JlcXVlc3QSDQoFbmFtZXMYASADKAkSFgoOaW5jbHVkZV9vdXRwdXQYAiABKAgSFgoJYWZ0ZXJfc2VxGAMgASgESACIAQFCDAoKX2FmdGVyX3NlcSI3ChNXYXRjaEV2ZW50c1Jlc3BvbnNlEiAKBWV2ZW50GAEgASgLMhEucHJvY21vbi52MS5FdmVudCIWChRHZXREYWVtb25JbmZvUmVxdWVzdCKEAQoVR2V0RGFlbW9uSW5mb1Jlc3BvbnNlEg8KB3ZlcnNpb24YASABKAkSCwoDcGlkGAIgASgNEiQKB3NwYXduZXIYAyABKA4yEy5wcm9jbW9uLnYxLlNwYXduZXISEAoIc2hpbV9waWQYBCABKA0SFQoNc2hpbV9wcm90b2NvbBgFIAEoDSqhAQoTRGVwZW5kZW5jeUNvbmRpdGlvbhIkCiBERVBFTkRFTkNZX0NPTkRJVElPTl9VTlNQRUNJRklFRBAAEiAKHERFUEVOREVOQ1lfQ09ORElUSU9OX1NUQVJURUQQARIeChpERVBFTkRFTkNZX0NPTkRJVElPTl9SRUFEWRACEiIKHkRFUEVOREVOQ1lfQ09ORElUSU9OX0VYSVRFRF9PSxADKoMBCg1SZXN0YXJ0UG9saWN5Eh4KGlJFU1RBUlRfUE9MSUNZX1VOU1BFQ0lGSUVEEAASGQoVUkVTVEFSVF9QT0xJQ1lfQUxXQVlTEAESHQoZUkVTVEFSVF9QT0xJQ1lfT05fRkFJTFVSRRACEhgKFFJFU1RBUlRfUE9MSUNZX05FVkVSEAMqogEKBVN0YXRlEhUKEVNUQVRFX1VOU1BFQ0lGSUVEEAASEQoNU1RBVEVfUlVOTklORxABEhEKDVNUQVRFX0JBQ0tPRkYQAhISCg5TVEFURV9TVE9QUElORxADEhEKDVNUQVRFX1NUT1BQRUQQBBIRCg1TVEFURV9XQUlUSU5HEAUSEAoMU1RBVEVfRVhJVEVEEAYSEAoMU1RBVEVfRkFJTEVEEAcqogEKClN0b3BSZWFzb24SGwoXU1RPUF9SRUFTT05fVU5TUEVDSUZJRUQQABIUChBTVE9QX1JFQVNPTl9TVE9QEAESFgoSU1RPUF9SRUFTT05fUkVNT1ZFEAISFwoTU1RPUF9SRUFTT05fUkVTVEFSVBADEhgKFFNUT1BfUkVBU09OX1NIVVRET1dOEAQSFgoSU1RPUF9SRUFTT05fTUVNT1JZEAUqYQoMT3V0cHV0U3RyZWFtEh0KGU9VVFBVVF9TVFJFQU1fVU5TUEVDSUZJRUQQABIYChRPVVRQVVRfU1RSRUFNX1NURE9VVBABEhgKFE9VVFBVVF9TVFJFQU1fU1RERVJSEAIqRgoHU3Bhd25lchIXChNTUEFXTkVSX1VOU1BFQ0lGSUVEEAASEAoMU1BBV05FUl9TSElNEAESEAoMU1BBV05FUl9OT0RFEAIyxwYKDlByb2Nlc3NNb25pdG9yEksKCkFkZFByb2Nlc3MSHS5wcm9jbW9uLnYxLkFkZFByb2Nlc3NSZXF1ZXN0Gh4ucHJvY21vbi52MS5BZGRQcm9jZXNzUmVzcG9uc2USVAoNUmVtb3ZlUHJvY2VzcxIgLnByb2Ntb24udjEuUmVtb3ZlUHJvY2Vzc1JlcXVlc3QaIS5wcm9jbW9uLnYxLlJlbW92ZVByb2Nlc3NSZXNwb25zZRJRCgxTdGFydFByb2Nlc3MSHy5wcm9jbW9uLnYxLlN0YXJ0UHJvY2Vzc1JlcXVlc3QaIC5wcm9jbW9uLnYxLlN0YXJ0UHJvY2Vzc1Jlc3BvbnNlEk4KC1N0b3BQcm9jZXNzEh4ucHJvY21vbi52MS5TdG9wUHJvY2Vzc1JlcXVlc3QaHy5wcm9jbW9uLnYxLlN0b3BQcm9jZXNzUmVzcG9uc2USVwoOUmVzdGFydFByb2Nlc3MSIS5wcm9jbW9uLnYxLlJlc3RhcnRQcm9jZXNzUmVxdWVzdBoiLnByb2Ntb24udjEuUmVzdGFydFByb2Nlc3NSZXNwb25zZRJLCgpSZXN0YXJ0QWxsEh0ucHJvY21vbi52MS5SZXN0YXJ0QWxsUmVxdWVzdBoeLnByb2Ntb24udjEuUmVzdGFydEFsbFJlc3BvbnNlEksKCkdldFByb2Nlc3MSHS5wcm9jbW9uLnYxLkdldFByb2Nlc3NSZXF1ZXN0Gh4ucHJvY21vbi52MS5HZXRQcm9jZXNzUmVzcG9uc2USVAoNTGlzdFByb2Nlc3NlcxIgLnByb2Ntb24udjEuTGlzdFByb2Nlc3Nlc1JlcXVlc3QaIS5wcm9jbW9uLnYxLkxpc3RQcm9jZXNzZXNSZXNwb25zZRJQCgtXYXRjaEV2ZW50cxIeLnByb2Ntb24udjEuV2F0Y2hFdmVudHNSZXF1ZXN0Gh8ucHJvY21vbi52MS5XYXRjaEV2ZW50c1Jlc3BvbnNlMAESVAoNR2V0RGFlbW9uSW5mbxIgLnByb2Ntb24udjEuR2V0RGFlbW9uSW5mb1JlcXVlc3QaIS5wcm9jbW9uLnYxLkdldERhZW1vbkluZm9SZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * What to run. In JSON (and in the config file) fields use lowerCamelCase
@@ -107,6 +107,66 @@ export type ProcessSpec = Message<"procmon.v1.ProcessSpec"> & {
    * @generated from field: google.protobuf.Duration max_restart_delay = 11;
    */
   maxRestartDelay?: Duration | undefined;
+
+  /**
+   * What follows a run that ended by itself. Unset: RESTART_POLICY_ALWAYS.
+   *
+   * @generated from field: procmon.v1.RestartPolicy restart = 12;
+   */
+  restart: RestartPolicy;
+
+  /**
+   * The exit codes that count as success for RESTART_POLICY_ON_FAILURE, each
+   * 0-255. Empty: [0].
+   *
+   * @generated from field: repeated int32 success_exit_codes = 13;
+   */
+  successExitCodes: number[];
+
+  /**
+   * After this many instant deaths in a row the monitor gives up on the
+   * process (STATE_FAILED, event gave_up) instead of backing off again.
+   * 0: never gives up (Twisted's rule).
+   *
+   * @generated from field: uint32 max_instant_deaths = 14;
+   */
+  maxInstantDeaths: number;
+
+  /**
+   * The first signal of a stop: "SIGTERM" (unset), "SIGINT", "SIGQUIT",
+   * "SIGHUP", "SIGUSR1" or "SIGUSR2". SIGKILL still follows after kill_time.
+   *
+   * @generated from field: string stop_signal = 15;
+   */
+  stopSignal: string;
+
+  /**
+   * Not started until each of these meets its condition (STATE_WAITING, and
+   * waiting_for, meanwhile). A name that is not registered yet is waited for;
+   * a cycle is INVALID_ARGUMENT naming it ("a" -> "b" -> "a"). A dependent
+   * already running is left alone when a dependency restarts. On SIGTERM a
+   * process is stopped only once everything that depends on it has exited.
+   *
+   * @generated from field: repeated procmon.v1.Dependency depends_on = 16;
+   */
+  dependsOn: Dependency[];
+
+  /**
+   * Readiness: the process is ready once this probe passes (Process.ready,
+   * event ready). Unset: ready as soon as it runs.
+   *
+   * @generated from field: procmon.v1.ReadinessProbe ready = 17;
+   */
+  ready?: ReadinessProbe | undefined;
+
+  /**
+   * Restart the process when the resident memory of its whole tree exceeds
+   * this at two checks in a row (procmond --stats-period, 5s by default):
+   * event stopping with STOP_REASON_MEMORY. 0: no limit; else at least 1 MiB.
+   *
+   * @generated from field: uint64 max_rss_bytes = 18;
+   */
+  maxRssBytes: bigint;
 };
 
 /**
@@ -115,6 +175,170 @@ export type ProcessSpec = Message<"procmon.v1.ProcessSpec"> & {
  */
 export const ProcessSpecSchema: GenMessage<ProcessSpec> = /*@__PURE__*/
   messageDesc(file_procmon_v1_procmon, 0);
+
+/**
+ * A process another one needs, and what it must have done.
+ *
+ * @generated from message procmon.v1.Dependency
+ */
+export type Dependency = Message<"procmon.v1.Dependency"> & {
+  /**
+   * The process's name.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Unset: DEPENDENCY_CONDITION_STARTED.
+   *
+   * @generated from field: procmon.v1.DependencyCondition condition = 2;
+   */
+  condition: DependencyCondition;
+};
+
+/**
+ * Describes the message procmon.v1.Dependency.
+ * Use `create(DependencySchema)` to create a new message.
+ */
+export const DependencySchema: GenMessage<Dependency> = /*@__PURE__*/
+  messageDesc(file_procmon_v1_procmon, 1);
+
+/**
+ * How to tell that a process is ready: one check, run every period.
+ *
+ * @generated from message procmon.v1.ReadinessProbe
+ */
+export type ReadinessProbe = Message<"procmon.v1.ReadinessProbe"> & {
+  /**
+   * What passes.
+   *
+   * @generated from oneof procmon.v1.ReadinessProbe.check
+   */
+  check: {
+    /**
+     * A command that exits 0.
+     *
+     * @generated from field: procmon.v1.ExecCheck exec = 1;
+     */
+    value: ExecCheck;
+    case: "exec";
+  } | {
+    /**
+     * A TCP connect that succeeds.
+     *
+     * @generated from field: procmon.v1.TcpCheck tcp = 2;
+     */
+    value: TcpCheck;
+    case: "tcp";
+  } | {
+    /**
+     * An HTTP GET answered with a 2xx status.
+     *
+     * @generated from field: procmon.v1.HttpCheck http = 3;
+     */
+    value: HttpCheck;
+    case: "http";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * Between the ends of two checks. Unset: 1s.
+   *
+   * @generated from field: google.protobuf.Duration period = 4;
+   */
+  period?: Duration | undefined;
+
+  /**
+   * A check that takes longer fails. Unset: 1s.
+   *
+   * @generated from field: google.protobuf.Duration timeout = 5;
+   */
+  timeout?: Duration | undefined;
+
+  /**
+   * Before the first check after the process starts. Unset: 0.
+   *
+   * @generated from field: google.protobuf.Duration initial_delay = 6;
+   */
+  initialDelay?: Duration | undefined;
+};
+
+/**
+ * Describes the message procmon.v1.ReadinessProbe.
+ * Use `create(ReadinessProbeSchema)` to create a new message.
+ */
+export const ReadinessProbeSchema: GenMessage<ReadinessProbe> = /*@__PURE__*/
+  messageDesc(file_procmon_v1_procmon, 2);
+
+/**
+ * A readiness command: passes when it exits 0.
+ *
+ * @generated from message procmon.v1.ExecCheck
+ */
+export type ExecCheck = Message<"procmon.v1.ExecCheck"> & {
+  /**
+   * argv, as ProcessSpec.args (run as the process, in its cwd and environment).
+   *
+   * @generated from field: repeated string args = 1;
+   */
+  args: string[];
+};
+
+/**
+ * Describes the message procmon.v1.ExecCheck.
+ * Use `create(ExecCheckSchema)` to create a new message.
+ */
+export const ExecCheckSchema: GenMessage<ExecCheck> = /*@__PURE__*/
+  messageDesc(file_procmon_v1_procmon, 3);
+
+/**
+ * A readiness connect: passes when a TCP connection to host:port opens.
+ *
+ * @generated from message procmon.v1.TcpCheck
+ */
+export type TcpCheck = Message<"procmon.v1.TcpCheck"> & {
+  /**
+   * Host name or address. Empty: 127.0.0.1.
+   *
+   * @generated from field: string host = 1;
+   */
+  host: string;
+
+  /**
+   * 1-65535.
+   *
+   * @generated from field: uint32 port = 2;
+   */
+  port: number;
+};
+
+/**
+ * Describes the message procmon.v1.TcpCheck.
+ * Use `create(TcpCheckSchema)` to create a new message.
+ */
+export const TcpCheckSchema: GenMessage<TcpCheck> = /*@__PURE__*/
+  messageDesc(file_procmon_v1_procmon, 4);
+
+/**
+ * A readiness request: passes when a GET of url is answered 2xx.
+ *
+ * @generated from message procmon.v1.HttpCheck
+ */
+export type HttpCheck = Message<"procmon.v1.HttpCheck"> & {
+  /**
+   * An http:// or https:// URL.
+   *
+   * @generated from field: string url = 1;
+   */
+  url: string;
+};
+
+/**
+ * Describes the message procmon.v1.HttpCheck.
+ * Use `create(HttpCheckSchema)` to create a new message.
+ */
+export const HttpCheckSchema: GenMessage<HttpCheck> = /*@__PURE__*/
+  messageDesc(file_procmon_v1_procmon, 5);
 
 /**
  * How a run ended.
@@ -159,7 +383,7 @@ export type ExitStatus = Message<"procmon.v1.ExitStatus"> & {
  * Use `create(ExitStatusSchema)` to create a new message.
  */
 export const ExitStatusSchema: GenMessage<ExitStatus> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 1);
+  messageDesc(file_procmon_v1_procmon, 6);
 
 /**
  * A supervised process and what is happening to it.
@@ -233,6 +457,35 @@ export type Process = Message<"procmon.v1.Process"> & {
    * @generated from field: string last_spawn_error = 9;
    */
   lastSpawnError: string;
+
+  /**
+   * True once the readiness probe has passed since the current run started;
+   * true as soon as it runs for a process without a probe.
+   *
+   * @generated from field: bool ready = 10;
+   */
+  ready: boolean;
+
+  /**
+   * The dependencies not met yet (in STATE_WAITING).
+   *
+   * @generated from field: repeated string waiting_for = 11;
+   */
+  waitingFor: string[];
+
+  /**
+   * CPU time of its whole tree, in seconds (with include_stats).
+   *
+   * @generated from field: double cpu_seconds = 12;
+   */
+  cpuSeconds: number;
+
+  /**
+   * Resident memory of its whole tree, in bytes (with include_stats).
+   *
+   * @generated from field: uint64 rss_bytes = 13;
+   */
+  rssBytes: bigint;
 };
 
 /**
@@ -240,7 +493,7 @@ export type Process = Message<"procmon.v1.Process"> & {
  * Use `create(ProcessSchema)` to create a new message.
  */
 export const ProcessSchema: GenMessage<Process> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 2);
+  messageDesc(file_procmon_v1_procmon, 7);
 
 /**
  * The process was registered.
@@ -261,7 +514,7 @@ export type ProcessAdded = Message<"procmon.v1.ProcessAdded"> & {
  * Use `create(ProcessAddedSchema)` to create a new message.
  */
 export const ProcessAddedSchema: GenMessage<ProcessAdded> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 3);
+  messageDesc(file_procmon_v1_procmon, 8);
 
 /**
  * The process was forgotten; its name is free.
@@ -276,7 +529,7 @@ export type ProcessRemoved = Message<"procmon.v1.ProcessRemoved"> & {
  * Use `create(ProcessRemovedSchema)` to create a new message.
  */
 export const ProcessRemovedSchema: GenMessage<ProcessRemoved> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 4);
+  messageDesc(file_procmon_v1_procmon, 9);
 
 /**
  * A run began.
@@ -297,7 +550,7 @@ export type ProcessStarted = Message<"procmon.v1.ProcessStarted"> & {
  * Use `create(ProcessStartedSchema)` to create a new message.
  */
 export const ProcessStartedSchema: GenMessage<ProcessStarted> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 5);
+  messageDesc(file_procmon_v1_procmon, 10);
 
 /**
  * A run ended.
@@ -339,7 +592,7 @@ export type ProcessExited = Message<"procmon.v1.ProcessExited"> & {
  * Use `create(ProcessExitedSchema)` to create a new message.
  */
 export const ProcessExitedSchema: GenMessage<ProcessExited> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 6);
+  messageDesc(file_procmon_v1_procmon, 11);
 
 /**
  * A restart after a death is scheduled.
@@ -367,7 +620,7 @@ export type RestartScheduled = Message<"procmon.v1.RestartScheduled"> & {
  * Use `create(RestartScheduledSchema)` to create a new message.
  */
 export const RestartScheduledSchema: GenMessage<RestartScheduled> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 7);
+  messageDesc(file_procmon_v1_procmon, 12);
 
 /**
  * A stop signal was sent to the process group.
@@ -383,7 +636,7 @@ export type ProcessStopping = Message<"procmon.v1.ProcessStopping"> & {
   pid: number;
 
   /**
-   * The signal's name, "SIGTERM".
+   * The signal's name: the spec's stop_signal, "SIGTERM" unless it says otherwise.
    *
    * @generated from field: string signal = 2;
    */
@@ -402,7 +655,7 @@ export type ProcessStopping = Message<"procmon.v1.ProcessStopping"> & {
  * Use `create(ProcessStoppingSchema)` to create a new message.
  */
 export const ProcessStoppingSchema: GenMessage<ProcessStopping> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 8);
+  messageDesc(file_procmon_v1_procmon, 13);
 
 /**
  * The process outlived kill_time after SIGTERM and was sent SIGKILL.
@@ -430,7 +683,7 @@ export type ProcessKilled = Message<"procmon.v1.ProcessKilled"> & {
  * Use `create(ProcessKilledSchema)` to create a new message.
  */
 export const ProcessKilledSchema: GenMessage<ProcessKilled> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 9);
+  messageDesc(file_procmon_v1_procmon, 14);
 
 /**
  * The process was stopped without a run to end: it was in backoff (its
@@ -452,7 +705,7 @@ export type ProcessStopped = Message<"procmon.v1.ProcessStopped"> & {
  * Use `create(ProcessStoppedSchema)` to create a new message.
  */
 export const ProcessStoppedSchema: GenMessage<ProcessStopped> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 10);
+  messageDesc(file_procmon_v1_procmon, 15);
 
 /**
  * The process could not be spawned; this counts as an instant death.
@@ -474,7 +727,7 @@ export type SpawnFailed = Message<"procmon.v1.SpawnFailed"> & {
  * Use `create(SpawnFailedSchema)` to create a new message.
  */
 export const SpawnFailedSchema: GenMessage<SpawnFailed> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 11);
+  messageDesc(file_procmon_v1_procmon, 16);
 
 /**
  * One line the process wrote.
@@ -509,7 +762,7 @@ export type OutputLine = Message<"procmon.v1.OutputLine"> & {
  * Use `create(OutputLineSchema)` to create a new message.
  */
 export const OutputLineSchema: GenMessage<OutputLine> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 12);
+  messageDesc(file_procmon_v1_procmon, 17);
 
 /**
  * One thing that happened to a process.
@@ -625,6 +878,39 @@ export type Event = Message<"procmon.v1.Event"> & {
      */
     value: ProcessStopped;
     case: "stopped";
+  } | {
+    /**
+     * The monitor gave up after max_instant_deaths instant deaths in a row:
+     * the process is in STATE_FAILED.
+     *
+     * @generated from field: procmon.v1.ProcessGaveUp gave_up = 20;
+     */
+    value: ProcessGaveUp;
+    case: "gaveUp";
+  } | {
+    /**
+     * The readiness probe passed.
+     *
+     * @generated from field: procmon.v1.ProcessReady ready = 21;
+     */
+    value: ProcessReady;
+    case: "ready";
+  } | {
+    /**
+     * The readiness probe failed after having passed (it is not restarted for it).
+     *
+     * @generated from field: procmon.v1.ProcessUnready unready = 22;
+     */
+    value: ProcessUnready;
+    case: "unready";
+  } | {
+    /**
+     * Not started: dependencies not met yet.
+     *
+     * @generated from field: procmon.v1.ProcessWaiting waiting = 23;
+     */
+    value: ProcessWaiting;
+    case: "waiting";
   } | { case: undefined; value?: undefined };
 };
 
@@ -633,7 +919,85 @@ export type Event = Message<"procmon.v1.Event"> & {
  * Use `create(EventSchema)` to create a new message.
  */
 export const EventSchema: GenMessage<Event> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 13);
+  messageDesc(file_procmon_v1_procmon, 18);
+
+/**
+ * The readiness probe passed.
+ *
+ * @generated from message procmon.v1.ProcessReady
+ */
+export type ProcessReady = Message<"procmon.v1.ProcessReady"> & {
+};
+
+/**
+ * Describes the message procmon.v1.ProcessReady.
+ * Use `create(ProcessReadySchema)` to create a new message.
+ */
+export const ProcessReadySchema: GenMessage<ProcessReady> = /*@__PURE__*/
+  messageDesc(file_procmon_v1_procmon, 19);
+
+/**
+ * The readiness probe failed after having passed.
+ *
+ * @generated from message procmon.v1.ProcessUnready
+ */
+export type ProcessUnready = Message<"procmon.v1.ProcessUnready"> & {
+  /**
+   * Why it failed.
+   *
+   * @generated from field: string error = 1;
+   */
+  error: string;
+};
+
+/**
+ * Describes the message procmon.v1.ProcessUnready.
+ * Use `create(ProcessUnreadySchema)` to create a new message.
+ */
+export const ProcessUnreadySchema: GenMessage<ProcessUnready> = /*@__PURE__*/
+  messageDesc(file_procmon_v1_procmon, 20);
+
+/**
+ * The process waits for its dependencies.
+ *
+ * @generated from message procmon.v1.ProcessWaiting
+ */
+export type ProcessWaiting = Message<"procmon.v1.ProcessWaiting"> & {
+  /**
+   * The dependencies not met yet.
+   *
+   * @generated from field: repeated string names = 1;
+   */
+  names: string[];
+};
+
+/**
+ * Describes the message procmon.v1.ProcessWaiting.
+ * Use `create(ProcessWaitingSchema)` to create a new message.
+ */
+export const ProcessWaitingSchema: GenMessage<ProcessWaiting> = /*@__PURE__*/
+  messageDesc(file_procmon_v1_procmon, 21);
+
+/**
+ * The monitor gave up on the process.
+ *
+ * @generated from message procmon.v1.ProcessGaveUp
+ */
+export type ProcessGaveUp = Message<"procmon.v1.ProcessGaveUp"> & {
+  /**
+   * The instant deaths in a row that were reached (the spec's max_instant_deaths).
+   *
+   * @generated from field: uint32 instant_deaths = 1;
+   */
+  instantDeaths: number;
+};
+
+/**
+ * Describes the message procmon.v1.ProcessGaveUp.
+ * Use `create(ProcessGaveUpSchema)` to create a new message.
+ */
+export const ProcessGaveUpSchema: GenMessage<ProcessGaveUp> = /*@__PURE__*/
+  messageDesc(file_procmon_v1_procmon, 22);
 
 /**
  * AddProcess's request.
@@ -654,7 +1018,7 @@ export type AddProcessRequest = Message<"procmon.v1.AddProcessRequest"> & {
  * Use `create(AddProcessRequestSchema)` to create a new message.
  */
 export const AddProcessRequestSchema: GenMessage<AddProcessRequest> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 14);
+  messageDesc(file_procmon_v1_procmon, 23);
 
 /**
  * AddProcess's response.
@@ -675,7 +1039,7 @@ export type AddProcessResponse = Message<"procmon.v1.AddProcessResponse"> & {
  * Use `create(AddProcessResponseSchema)` to create a new message.
  */
 export const AddProcessResponseSchema: GenMessage<AddProcessResponse> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 15);
+  messageDesc(file_procmon_v1_procmon, 24);
 
 /**
  * RemoveProcess's request.
@@ -696,7 +1060,7 @@ export type RemoveProcessRequest = Message<"procmon.v1.RemoveProcessRequest"> & 
  * Use `create(RemoveProcessRequestSchema)` to create a new message.
  */
 export const RemoveProcessRequestSchema: GenMessage<RemoveProcessRequest> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 16);
+  messageDesc(file_procmon_v1_procmon, 25);
 
 /**
  * RemoveProcess's response.
@@ -717,7 +1081,7 @@ export type RemoveProcessResponse = Message<"procmon.v1.RemoveProcessResponse"> 
  * Use `create(RemoveProcessResponseSchema)` to create a new message.
  */
 export const RemoveProcessResponseSchema: GenMessage<RemoveProcessResponse> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 17);
+  messageDesc(file_procmon_v1_procmon, 26);
 
 /**
  * StartProcess's request.
@@ -738,7 +1102,7 @@ export type StartProcessRequest = Message<"procmon.v1.StartProcessRequest"> & {
  * Use `create(StartProcessRequestSchema)` to create a new message.
  */
 export const StartProcessRequestSchema: GenMessage<StartProcessRequest> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 18);
+  messageDesc(file_procmon_v1_procmon, 27);
 
 /**
  * StartProcess's response.
@@ -759,7 +1123,7 @@ export type StartProcessResponse = Message<"procmon.v1.StartProcessResponse"> & 
  * Use `create(StartProcessResponseSchema)` to create a new message.
  */
 export const StartProcessResponseSchema: GenMessage<StartProcessResponse> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 19);
+  messageDesc(file_procmon_v1_procmon, 28);
 
 /**
  * StopProcess's request.
@@ -780,7 +1144,7 @@ export type StopProcessRequest = Message<"procmon.v1.StopProcessRequest"> & {
  * Use `create(StopProcessRequestSchema)` to create a new message.
  */
 export const StopProcessRequestSchema: GenMessage<StopProcessRequest> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 20);
+  messageDesc(file_procmon_v1_procmon, 29);
 
 /**
  * StopProcess's response.
@@ -801,7 +1165,7 @@ export type StopProcessResponse = Message<"procmon.v1.StopProcessResponse"> & {
  * Use `create(StopProcessResponseSchema)` to create a new message.
  */
 export const StopProcessResponseSchema: GenMessage<StopProcessResponse> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 21);
+  messageDesc(file_procmon_v1_procmon, 30);
 
 /**
  * RestartProcess's request.
@@ -822,7 +1186,7 @@ export type RestartProcessRequest = Message<"procmon.v1.RestartProcessRequest"> 
  * Use `create(RestartProcessRequestSchema)` to create a new message.
  */
 export const RestartProcessRequestSchema: GenMessage<RestartProcessRequest> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 22);
+  messageDesc(file_procmon_v1_procmon, 31);
 
 /**
  * RestartProcess's response.
@@ -843,7 +1207,7 @@ export type RestartProcessResponse = Message<"procmon.v1.RestartProcessResponse"
  * Use `create(RestartProcessResponseSchema)` to create a new message.
  */
 export const RestartProcessResponseSchema: GenMessage<RestartProcessResponse> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 23);
+  messageDesc(file_procmon_v1_procmon, 32);
 
 /**
  * RestartAll's request.
@@ -858,7 +1222,7 @@ export type RestartAllRequest = Message<"procmon.v1.RestartAllRequest"> & {
  * Use `create(RestartAllRequestSchema)` to create a new message.
  */
 export const RestartAllRequestSchema: GenMessage<RestartAllRequest> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 24);
+  messageDesc(file_procmon_v1_procmon, 33);
 
 /**
  * RestartAll's response.
@@ -879,7 +1243,7 @@ export type RestartAllResponse = Message<"procmon.v1.RestartAllResponse"> & {
  * Use `create(RestartAllResponseSchema)` to create a new message.
  */
 export const RestartAllResponseSchema: GenMessage<RestartAllResponse> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 25);
+  messageDesc(file_procmon_v1_procmon, 34);
 
 /**
  * GetProcess's request.
@@ -893,6 +1257,13 @@ export type GetProcessRequest = Message<"procmon.v1.GetProcessRequest"> & {
    * @generated from field: string name = 1;
    */
   name: string;
+
+  /**
+   * Fill in cpu_seconds and rss_bytes (read from /proc).
+   *
+   * @generated from field: bool include_stats = 2;
+   */
+  includeStats: boolean;
 };
 
 /**
@@ -900,7 +1271,7 @@ export type GetProcessRequest = Message<"procmon.v1.GetProcessRequest"> & {
  * Use `create(GetProcessRequestSchema)` to create a new message.
  */
 export const GetProcessRequestSchema: GenMessage<GetProcessRequest> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 26);
+  messageDesc(file_procmon_v1_procmon, 35);
 
 /**
  * GetProcess's response.
@@ -921,7 +1292,7 @@ export type GetProcessResponse = Message<"procmon.v1.GetProcessResponse"> & {
  * Use `create(GetProcessResponseSchema)` to create a new message.
  */
 export const GetProcessResponseSchema: GenMessage<GetProcessResponse> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 27);
+  messageDesc(file_procmon_v1_procmon, 36);
 
 /**
  * ListProcesses's request.
@@ -929,6 +1300,12 @@ export const GetProcessResponseSchema: GenMessage<GetProcessResponse> = /*@__PUR
  * @generated from message procmon.v1.ListProcessesRequest
  */
 export type ListProcessesRequest = Message<"procmon.v1.ListProcessesRequest"> & {
+  /**
+   * Fill in cpu_seconds and rss_bytes (read from /proc).
+   *
+   * @generated from field: bool include_stats = 1;
+   */
+  includeStats: boolean;
 };
 
 /**
@@ -936,7 +1313,7 @@ export type ListProcessesRequest = Message<"procmon.v1.ListProcessesRequest"> & 
  * Use `create(ListProcessesRequestSchema)` to create a new message.
  */
 export const ListProcessesRequestSchema: GenMessage<ListProcessesRequest> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 28);
+  messageDesc(file_procmon_v1_procmon, 37);
 
 /**
  * ListProcesses's response.
@@ -964,7 +1341,7 @@ export type ListProcessesResponse = Message<"procmon.v1.ListProcessesResponse"> 
  * Use `create(ListProcessesResponseSchema)` to create a new message.
  */
 export const ListProcessesResponseSchema: GenMessage<ListProcessesResponse> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 29);
+  messageDesc(file_procmon_v1_procmon, 38);
 
 /**
  * WatchEvents's request.
@@ -1001,7 +1378,7 @@ export type WatchEventsRequest = Message<"procmon.v1.WatchEventsRequest"> & {
  * Use `create(WatchEventsRequestSchema)` to create a new message.
  */
 export const WatchEventsRequestSchema: GenMessage<WatchEventsRequest> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 30);
+  messageDesc(file_procmon_v1_procmon, 39);
 
 /**
  * WatchEvents's stream message.
@@ -1022,7 +1399,7 @@ export type WatchEventsResponse = Message<"procmon.v1.WatchEventsResponse"> & {
  * Use `create(WatchEventsResponseSchema)` to create a new message.
  */
 export const WatchEventsResponseSchema: GenMessage<WatchEventsResponse> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 31);
+  messageDesc(file_procmon_v1_procmon, 40);
 
 /**
  * GetDaemonInfo's request.
@@ -1037,7 +1414,7 @@ export type GetDaemonInfoRequest = Message<"procmon.v1.GetDaemonInfoRequest"> & 
  * Use `create(GetDaemonInfoRequestSchema)` to create a new message.
  */
 export const GetDaemonInfoRequestSchema: GenMessage<GetDaemonInfoRequest> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 32);
+  messageDesc(file_procmon_v1_procmon, 41);
 
 /**
  * GetDaemonInfo's response.
@@ -1086,7 +1463,92 @@ export type GetDaemonInfoResponse = Message<"procmon.v1.GetDaemonInfoResponse"> 
  * Use `create(GetDaemonInfoResponseSchema)` to create a new message.
  */
 export const GetDaemonInfoResponseSchema: GenMessage<GetDaemonInfoResponse> = /*@__PURE__*/
-  messageDesc(file_procmon_v1_procmon, 33);
+  messageDesc(file_procmon_v1_procmon, 42);
+
+/**
+ * What a dependency must have done for its dependent to start.
+ *
+ * @generated from enum procmon.v1.DependencyCondition
+ */
+export enum DependencyCondition {
+  /**
+   * Unset: DEPENDENCY_CONDITION_STARTED.
+   *
+   * @generated from enum value: DEPENDENCY_CONDITION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * It is running.
+   *
+   * @generated from enum value: DEPENDENCY_CONDITION_STARTED = 1;
+   */
+  STARTED = 1,
+
+  /**
+   * It is running and its readiness probe has passed (Process.ready).
+   *
+   * @generated from enum value: DEPENDENCY_CONDITION_READY = 2;
+   */
+  READY = 2,
+
+  /**
+   * It ran and exited with code 0 (a one-shot task, restart never or on-failure).
+   *
+   * @generated from enum value: DEPENDENCY_CONDITION_EXITED_OK = 3;
+   */
+  EXITED_OK = 3,
+}
+
+/**
+ * Describes the enum procmon.v1.DependencyCondition.
+ */
+export const DependencyConditionSchema: GenEnum<DependencyCondition> = /*@__PURE__*/
+  enumDesc(file_procmon_v1_procmon, 0);
+
+/**
+ * What follows a run that ended by itself (a stop on request is never restarted by it).
+ *
+ * @generated from enum procmon.v1.RestartPolicy
+ */
+export enum RestartPolicy {
+  /**
+   * Unset: RESTART_POLICY_ALWAYS.
+   *
+   * @generated from enum value: RESTART_POLICY_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Always restarted (Twisted's rule): at once after a run that outlived its
+   * threshold, after the backoff delay after an instant death.
+   *
+   * @generated from enum value: RESTART_POLICY_ALWAYS = 1;
+   */
+  ALWAYS = 1,
+
+  /**
+   * Restarted unless it exited with a code in success_exit_codes, which ends
+   * it in STATE_EXITED. A signal is a failure.
+   *
+   * @generated from enum value: RESTART_POLICY_ON_FAILURE = 2;
+   */
+  ON_FAILURE = 2,
+
+  /**
+   * Never restarted: it runs once (a one-shot task) and ends in STATE_EXITED,
+   * however it ended.
+   *
+   * @generated from enum value: RESTART_POLICY_NEVER = 3;
+   */
+  NEVER = 3,
+}
+
+/**
+ * Describes the enum procmon.v1.RestartPolicy.
+ */
+export const RestartPolicySchema: GenEnum<RestartPolicy> = /*@__PURE__*/
+  enumDesc(file_procmon_v1_procmon, 1);
 
 /**
  * The supervision state of a process.
@@ -1128,13 +1590,38 @@ export enum State {
    * @generated from enum value: STATE_STOPPED = 4;
    */
   STOPPED = 4,
+
+  /**
+   * Not started until its dependencies are met (waiting_for names them).
+   * StartProcess starts it now.
+   *
+   * @generated from enum value: STATE_WAITING = 5;
+   */
+  WAITING = 5,
+
+  /**
+   * The run ended and its restart policy does not restart it (a one-shot task
+   * that finished, or a success under RESTART_POLICY_ON_FAILURE). StartProcess
+   * runs it again.
+   *
+   * @generated from enum value: STATE_EXITED = 6;
+   */
+  EXITED = 6,
+
+  /**
+   * The monitor gave up after max_instant_deaths instant deaths in a row.
+   * StartProcess tries again, with the count reset.
+   *
+   * @generated from enum value: STATE_FAILED = 7;
+   */
+  FAILED = 7,
 }
 
 /**
  * Describes the enum procmon.v1.State.
  */
 export const StateSchema: GenEnum<State> = /*@__PURE__*/
-  enumDesc(file_procmon_v1_procmon, 0);
+  enumDesc(file_procmon_v1_procmon, 2);
 
 /**
  * Why a process was signalled to stop.
@@ -1176,13 +1663,20 @@ export enum StopReason {
    * @generated from enum value: STOP_REASON_SHUTDOWN = 4;
    */
   SHUTDOWN = 4,
+
+  /**
+   * Its tree's memory exceeded max_rss_bytes at two checks in a row.
+   *
+   * @generated from enum value: STOP_REASON_MEMORY = 5;
+   */
+  MEMORY = 5,
 }
 
 /**
  * Describes the enum procmon.v1.StopReason.
  */
 export const StopReasonSchema: GenEnum<StopReason> = /*@__PURE__*/
-  enumDesc(file_procmon_v1_procmon, 1);
+  enumDesc(file_procmon_v1_procmon, 3);
 
 /**
  * Which pipe an output line came from.
@@ -1216,7 +1710,7 @@ export enum OutputStream {
  * Describes the enum procmon.v1.OutputStream.
  */
 export const OutputStreamSchema: GenEnum<OutputStream> = /*@__PURE__*/
-  enumDesc(file_procmon_v1_procmon, 2);
+  enumDesc(file_procmon_v1_procmon, 4);
 
 /**
  * What spawns a daemon's children.
@@ -1252,7 +1746,7 @@ export enum Spawner {
  * Describes the enum procmon.v1.Spawner.
  */
 export const SpawnerSchema: GenEnum<Spawner> = /*@__PURE__*/
-  enumDesc(file_procmon_v1_procmon, 3);
+  enumDesc(file_procmon_v1_procmon, 5);
 
 /**
  * ProcessMonitor supervises named processes. Every call that changes a process
