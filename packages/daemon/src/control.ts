@@ -207,6 +207,8 @@ export class Control {
     const sourceOf = (name: string) =>
       supervisor.has(name) ? supervisor.get(name).source : undefined;
     refuseTakeover(entries, sourceOf);
+    // The whole file at once: a cycle among its entries is refused before anything changes.
+    supervisor.refuseCycles(entries.map(({ spec }) => spec));
     const wanted = new Set(entries.map(({ spec }) => spec.name));
     const work: Promise<unknown>[] = [];
     for (const view of supervisor.list()) {

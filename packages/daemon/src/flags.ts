@@ -40,6 +40,8 @@ export interface DaemonOptions {
   readonly spawner: SpawnerChoice;
   /** Bytes of output procmon-shim keeps per process while no daemon is attached. Defaults to 1 MiB. */
   readonly detachedOutputBuffer: number;
+  /** How often the memory of processes with max_rss_bytes is read. Defaults to 5000. */
+  readonly statsPeriodMs: number;
 }
 
 /** The outcome of reading the command line. */
@@ -151,6 +153,7 @@ const FLAGS = {
   "min-restart-delay": duration("first backoff delay", DEFAULT_POLICY.minRestartDelayMs),
   "max-restart-delay": duration("backoff cap", DEFAULT_POLICY.maxRestartDelayMs),
   "consistency-delay": duration("interval of the liveness check", 60_000),
+  "stats-period": duration("interval of the memory checks of processes with max_rss_bytes", 5_000),
   "event-retention": whole(
     "state events kept for resuming watchers",
     DEFAULT_RETENTION.stateEvents,
@@ -319,6 +322,7 @@ export function parseFlags(argv: readonly string[], env: NodeJS.ProcessEnv): Par
       maxMessageBytes: read("max-message-size"),
       policy,
       consistencyDelayMs: read("consistency-delay"),
+      statsPeriodMs: read("stats-period"),
       logLevel: read("log-level"),
       notifySocket: env.NOTIFY_SOCKET || undefined,
       spawner: read("spawner"),

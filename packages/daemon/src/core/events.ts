@@ -23,6 +23,12 @@ export type EventBody =
     }
   /** The monitor gave up after `instantDeaths` instant deaths in a row: the process is failed. */
   | { readonly kind: "gaveUp"; readonly instantDeaths: number }
+  /** The readiness probe passed. */
+  | { readonly kind: "ready" }
+  /** The readiness probe failed after having passed. */
+  | { readonly kind: "unready"; readonly error: string }
+  /** Not started: these dependencies are not met yet. */
+  | { readonly kind: "waiting"; readonly names: readonly string[] }
   | { readonly kind: "killed"; readonly pid: number; readonly signal: "SIGKILL" }
   /** Stopped with no run to end: a restart in backoff was cancelled. */
   | { readonly kind: "stopped"; readonly reason: StopReason }

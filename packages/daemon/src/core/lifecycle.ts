@@ -1,6 +1,7 @@
 import type { Clock } from "./clock.js";
 import type { EventBody, EventSink } from "./events.js";
 import type { Logger } from "./logger.js";
+import type { ProbeResult, Prober } from "./probes.js";
 import {
   childOf,
   dueToStart,
@@ -18,6 +19,7 @@ import {
   starting,
   stopped,
   stopping,
+  waiting,
 } from "./process-state.js";
 import { decide, isInstantDeath, type Requested } from "./restart-policy.js";
 import {
@@ -36,6 +38,10 @@ export interface LifecycleHost {
   isRegistered(entry: Entry): boolean;
   /** Forgets `entry`, whose removal its exit completed. */
   forget(entry: Entry): void;
+  /** The names `entry` depends on whose condition is not met now. */
+  unmet(entry: Entry): string[];
+  /** Told of every state `entry` enters, after it is in place. */
+  entered(entry: Entry, state: State): void;
 }
 
 /** What the lifecycle needs from the outside world. */
@@ -45,6 +51,8 @@ export interface LifecycleDeps {
   readonly emit: EventSink;
   readonly logger: Logger;
   readonly host: LifecycleHost;
+  /** Runs readiness checks; without one, a probe never passes. */
+  readonly prober?: Prober | undefined;
 }
 
 /**
@@ -58,6 +66,7 @@ export class Lifecycle {
   private readonly emit: EventSink;
   private readonly logger: Logger;
   private readonly host: LifecycleHost;
+  private readonly prober: Prober | undefined;
 
   constructor(deps: LifecycleDeps) {
     this.clock = deps.clock;
@@ -65,14 +74,24 @@ export class Lifecycle {
     this.emit = deps.emit;
     this.logger = deps.logger;
     this.host = deps.host;
+    this.prober = deps.prober;
   }
 
   /**
-   * Spawns the process; a failed spawn is an instant death, decided as any
-   * other. A spawner that answers later leaves it starting until it does.
+   * Spawns the process, once its dependencies are met (until then it waits,
+   * unless a call asked for it regardless); a failed spawn is an instant
+   * death, decided as any other. A spawner that answers later leaves it
+   * starting until it does.
    */
-  launch(entry: Entry): void {
+  launch(entry: Entry, ignoreDependencies = false): void {
     const { spec } = entry;
+    if (!ignoreDependencies && spec.dependsOn.length > 0) {
+      const names = this.host.unmet(entry);
+      if (names.length > 0) {
+        this.wait(entry, names);
+        return;
+      }
+    }
     let child: Child | undefined;
     let answer: Child | undefined;
     try {
@@ -96,7 +115,9 @@ export class Lifecycle {
     }
     const { state } = entry;
     if (answer === undefined) {
-      if (isAtRest(state) || state.kind === "backoff") this.enter(entry, starting(state));
+      if (isAtRest(state) || state.kind === "backoff" || state.kind === "waiting") {
+        this.enter(entry, starting(state));
+      }
       return;
     }
     child = answer;
@@ -115,11 +136,48 @@ export class Lifecycle {
     entry.lastExit = found.record?.lastExit;
     entry.startedAtWall = found.startedAtWallMs;
     const ranMs = Math.max(0, this.clock.wallNow() - found.startedAtWallMs);
-    entry.state = running(child, this.clock.now() - ranMs);
+    const run = running(child, this.clock.now() - ranMs);
+    entry.state = run;
     found.bind({
       onExit: (exit) => this.onExit(entry, child, exit),
       onOutput: this.outputOf(entry),
     });
+    // Whether it was ready died with the earlier daemon: its probe says so again.
+    this.startProbing(entry, run);
+    this.host.entered(entry, run);
+  }
+
+  /** A run begins: ready at once without a probe, else once its first check passes. */
+  private startProbing(entry: Entry, run: Running): void {
+    const probe = entry.spec.ready;
+    entry.ready = probe === undefined;
+    entry.overMemory = 0;
+    if (probe !== undefined) this.armProbe(entry, run, probe.initialDelayMs);
+  }
+
+  /** Schedules the run's next readiness check, `delayMs` from now. */
+  private armProbe(entry: Entry, run: Running, delayMs: number): void {
+    const probe = entry.spec.ready;
+    if (probe === undefined || this.prober === undefined) return;
+    const prober = this.prober;
+    run.probeTimer = this.clock.setTimer(delayMs, () => {
+      run.probeTimer = undefined;
+      if (entry.state !== run) return;
+      prober.check(entry.spec, probe).then((result) => this.probed(entry, run, result));
+    });
+  }
+
+  /** A check's outcome: ready when it passes, unready when it fails after having passed. */
+  private probed(entry: Entry, run: Running, result: ProbeResult): void {
+    if (entry.state !== run) return;
+    if (result.ok && !entry.ready) {
+      entry.ready = true;
+      this.report(entry, { kind: "ready" });
+    } else if (!result.ok && entry.ready) {
+      entry.ready = false;
+      this.report(entry, { kind: "unready", error: result.error });
+    }
+    this.armProbe(entry, run, entry.spec.ready?.periodMs ?? 1_000);
   }
 
   private outputOf(entry: Entry): ChildHandlers["onOutput"] {
@@ -128,6 +186,13 @@ export class Lifecycle {
         this.emit({ process: entry.spec.name, kind: "output", stream, line, partial });
       }
     };
+  }
+
+  /** Waits for `names`: a waiting event each time the list changes. */
+  wait(entry: Entry, names: readonly string[]): void {
+    const { state } = entry;
+    if (state.kind === "waiting" && state.unmet.join("\0") === names.join("\0")) return;
+    this.enter(entry, waiting(names), { kind: "waiting", names });
   }
 
   /** The answer of a spawn that came later: the process runs, or its failure is decided. */
@@ -251,14 +316,16 @@ export class Lifecycle {
     }
     if (previous.kind === "backoff") previous.timer?.cancel();
     if (previous.kind === "stopping") previous.killTimer?.cancel();
+    if (previous.kind === "running") previous.probeTimer?.cancel();
     entry.state = next;
     this.logger.debug({ process: entry.spec.name }, `${previous.kind} -> ${next.kind}`);
     switch (next.kind) {
       case "running":
         entry.lastSpawnError = undefined;
         entry.startedAtWall = this.clock.wallNow();
+        this.startProbing(entry, next);
         this.report(entry, { kind: "started", pid: next.child.pid });
-        return;
+        break;
       case "backoff":
         if (next.startedBy === "timer") {
           next.timer = this.clock.setTimer(next.delayMs, () => this.backoffEnded(entry, next));
@@ -268,7 +335,7 @@ export class Lifecycle {
           delayMs: next.delayMs,
           atWallMs: next.restartAtWall,
         });
-        return;
+        break;
       case "stopping":
         next.child.signal(entry.spec.stopSignal);
         this.report(entry, {
@@ -280,15 +347,19 @@ export class Lifecycle {
         next.killTimer = this.clock.setTimer(entry.spec.killTimeMs, () =>
           this.killTimeUp(entry, next),
         );
-        return;
+        break;
       case "stopped":
       case "exited":
       case "failed":
-        // The event that says so: stopped, gave_up; none for exited, whose exited
-        // (or spawn_failed) event just came with nothing after it.
+      case "waiting":
+        // The event that says so: stopped, gave_up, waiting; none for exited,
+        // whose exited (or spawn_failed) event just came with nothing after it.
         if (because !== undefined) this.report(entry, because as EventBody);
-        return;
+        break;
+      case "starting":
+        break;
     }
+    this.host.entered(entry, next);
   }
 
   /** The backoff delay ended: the restart it waited for, counted. */

@@ -10,6 +10,14 @@ export interface Running {
   readonly child: Child;
   /** Monotonic ms of the spawn, for uptime and the instant-death threshold. */
   readonly startedAt: number;
+  /** The next readiness check, while one is due (set as the state is entered). */
+  probeTimer: Timer | undefined;
+}
+
+/** Registered to run, not started: `unmet` dependencies first. */
+export interface Waiting {
+  readonly kind: "waiting";
+  readonly unmet: readonly string[];
 }
 
 /** The process died; `timer` will start it again at `restartAtWall`. */
@@ -46,7 +54,7 @@ export interface Stopping {
  */
 export interface Starting {
   readonly kind: "starting";
-  readonly from: AtRest | InBackoff;
+  readonly from: AtRest | InBackoff | Waiting;
   readonly settled: Promise<void>;
   /** Resolves `settled`: the spawn answered, and the state that follows is in place. */
   readonly settle: () => void;
@@ -68,7 +76,7 @@ export interface Failed {
 }
 
 /** A process's supervision state. */
-export type State = Running | InBackoff | Stopping | Stopped | Exited | Failed | Starting;
+export type State = Running | InBackoff | Stopping | Stopped | Exited | Failed | Waiting | Starting;
 
 /** The states in which nothing runs and nothing will until a call starts it. */
 export type AtRest = Stopped | Exited | Failed;
@@ -81,7 +89,11 @@ export const running = (child: Child, startedAt: number): Running => ({
   kind: "running",
   child,
   startedAt,
+  probeTimer: undefined,
 });
+
+/** Waits for `unmet` dependencies. */
+export const waiting = (unmet: readonly string[]): Waiting => ({ kind: "waiting", unmet });
 
 /** The process waits `delayMs` before it is started again. */
 export const inBackoff = (delayMs: number, restartAtWall: number): InBackoff => ({
@@ -130,7 +142,7 @@ export function isAtRest(state: State): state is AtRest {
 }
 
 /** A spawn is under way from `from`. */
-export function starting(from: AtRest | InBackoff): Starting {
+export function starting(from: AtRest | InBackoff | Waiting): Starting {
   let settle = () => {};
   const settled = new Promise<void>((resolve) => {
     settle = resolve;
@@ -140,11 +152,13 @@ export function starting(from: AtRest | InBackoff): Starting {
 
 /** The states each state may be entered from: every other move is a bug. */
 export const ENTERED_FROM: Readonly<Record<StateKind, readonly StateKind[]>> = {
-  starting: ["stopped", "exited", "failed", "backoff"],
-  running: ["stopped", "exited", "failed", "backoff", "starting"],
-  backoff: ["stopped", "exited", "failed", "backoff", "starting"],
+  starting: ["stopped", "exited", "failed", "backoff", "waiting"],
+  running: ["stopped", "exited", "failed", "backoff", "waiting", "starting"],
+  backoff: ["stopped", "exited", "failed", "backoff", "waiting", "starting"],
   stopping: ["running"],
-  stopped: ["running", "stopping", "backoff", "exited", "failed"],
+  stopped: ["running", "stopping", "backoff", "exited", "failed", "waiting"],
+  // Whenever it would start (a call, a restart after a death) with dependencies not met.
+  waiting: ["stopped", "exited", "failed", "backoff", "waiting", "starting"],
   // At a run's end, or after a spawn that failed.
   exited: ["running", "stopped", "exited", "failed", "backoff", "starting"],
   failed: ["stopped", "exited", "failed", "backoff", "starting"],
@@ -162,6 +176,10 @@ export interface Entry {
   restartCount: number;
   /** Instant deaths in a row: reset by a long run and by a start. */
   instantDeaths: number;
+  /** The readiness probe has passed since the current run started (true at once without one). */
+  ready: boolean;
+  /** Memory checks in a row over max_rss_bytes. */
+  overMemory: number;
   lastExit: ExitStatus | undefined;
   startedAtWall: number | undefined;
   /** Why the latest spawn failed; undefined once one has succeeded. */
@@ -180,6 +198,8 @@ export function newEntry(spec: ProcessSpec, intent: Intent, source: ProcessSourc
     backoff: Backoff.initial(spec.minRestartDelayMs, spec.maxRestartDelayMs),
     restartCount: 0,
     instantDeaths: 0,
+    ready: false,
+    overMemory: 0,
     lastExit: undefined,
     startedAtWall: undefined,
     lastSpawnError: undefined,
@@ -209,5 +229,7 @@ export function viewOf(entry: Entry): ProcessView {
     source: entry.source,
     lastSpawnError: entry.lastSpawnError,
     removing: state.kind === "stopping" && state.after === "forget",
+    ready: childOf(state) !== undefined && entry.ready,
+    waitingFor: state.kind === "waiting" ? state.unmet : [],
   };
 }

@@ -1,15 +1,18 @@
 import { Backoff } from "./backoff.js";
-import type { Clock } from "./clock.js";
+import { type Clock, every, type Timer } from "./clock.js";
+import { type DependencyState, refuseCycles, unmet } from "./dependencies.js";
 import { notFound, ProcmonError } from "./errors.js";
-import type { EventBody, EventSink } from "./events.js";
+import type { CoreEvent, EventBody, EventSink } from "./events.js";
 import { Lifecycle } from "./lifecycle.js";
 import { type Logger, silentLogger } from "./logger.js";
+import type { Prober, StatsReader } from "./probes.js";
 import {
   childOf,
   type Entry,
   exited,
   failed,
   newEntry,
+  type State,
   type Stopping,
   stopped,
   viewOf,
@@ -28,6 +31,12 @@ export interface SupervisorDeps {
   readonly emit: EventSink;
   /** Receives state transitions and handled failures. Defaults to silence. */
   readonly logger?: Logger;
+  /** Runs readiness checks. Without one, a probe never passes. */
+  readonly prober?: Prober;
+  /** Reads the memory of process trees, for max_rss_bytes. Without one, no cap is checked. */
+  readonly stats?: StatsReader;
+  /** How often capped processes' memory is read. Defaults to 5000. */
+  readonly statsPeriodMs?: number;
 }
 
 /**
@@ -43,17 +52,34 @@ export class Supervisor {
   private readonly logger: Logger;
   private readonly lifecycle: Lifecycle;
   private shuttingDown = false;
+  /** The processes waiting for their dependencies, looked at again after each event. */
+  private readonly waiting = new Set<Entry>();
+  private wakeScheduled = false;
+  private readonly stats: StatsReader | undefined;
+  private readonly memoryWatch: Timer | undefined;
 
   constructor(deps: SupervisorDeps) {
     this.logger = deps.logger ?? silentLogger;
+    const emit = deps.emit;
     this.lifecycle = new Lifecycle({
       ...deps,
+      emit: (event: CoreEvent) => {
+        emit(event);
+        // Any change may meet a dependency: what waits is looked at once the change is done.
+        if (this.waiting.size > 0) this.wakeSoon();
+      },
       logger: this.logger,
       host: {
         isRegistered: (entry) => this.entries.get(entry.spec.name) === entry,
         forget: (entry) => this.forget(entry),
+        unmet: (entry) => unmet(entry.spec.dependsOn, (name) => this.dependencyState(name)),
+        entered: (entry, state) => this.entered(entry, state),
       },
     });
+    this.stats = deps.stats;
+    this.memoryWatch = deps.stats
+      ? every(deps.clock, deps.statsPeriodMs ?? 5_000, () => this.checkMemory())
+      : undefined;
   }
 
   /** How many processes are registered. */
@@ -71,7 +97,32 @@ export class Supervisor {
    * @throws ProcmonError already_exists if the name is in use.
    */
   add(spec: ProcessSpec, source: ProcessSource = "api", launch = true): ProcessView {
+    if (!this.entries.has(spec.name)) this.refuseCycles([spec]);
     return this.register(spec, "running", source, true, launch);
+  }
+
+  /**
+   * Refuses specs that, registered (new, or replacing the one of their
+   * name), would make the dependencies a cycle.
+   * @throws ProcmonError invalid_argument naming the cycle.
+   */
+  refuseCycles(specs: readonly ProcessSpec[]): void {
+    const graph = new Map<string, readonly string[]>();
+    for (const entry of this.entries.values()) {
+      graph.set(
+        entry.spec.name,
+        entry.spec.dependsOn.map((d) => d.name),
+      );
+    }
+    for (const spec of specs)
+      graph.set(
+        spec.name,
+        spec.dependsOn.map((d) => d.name),
+      );
+    refuseCycles(
+      graph,
+      specs.map((s) => s.name),
+    );
   }
 
   /**
@@ -132,6 +183,7 @@ export class Supervisor {
       await entry.state.settled;
       return this.update(spec);
     }
+    this.refuseCycles([spec]);
     entry.spec = spec;
     entry.backoff = Backoff.initial(spec.minRestartDelayMs, spec.maxRestartDelayMs);
     entry.instantDeaths = 0;
@@ -226,7 +278,97 @@ export class Supervisor {
    */
   async shutdown(): Promise<void> {
     this.shuttingDown = true;
-    await Promise.all([...this.entries.values()].map((entry) => this.stopEntry(entry, "shutdown")));
+    this.memoryWatch?.cancel();
+    // Dependents first: each process is stopped once all that depend on it have exited.
+    const stops = new Map<Entry, Promise<unknown>>();
+    const stop = (entry: Entry, path: ReadonlySet<Entry>): Promise<unknown> => {
+      const known = stops.get(entry);
+      if (known) return known;
+      // `path` breaks a cycle, which only a hand-edited state file could hold.
+      const dependents = [...this.entries.values()].filter(
+        (other) => !path.has(other) && other.spec.dependsOn.some((d) => d.name === entry.spec.name),
+      );
+      const within = new Set(path).add(entry);
+      // Without dependents it is stopped at once (not a turn later): all of them in one go.
+      const done =
+        dependents.length === 0
+          ? this.stopEntry(entry, "shutdown")
+          : Promise.all(dependents.map((d) => stop(d, within))).then(() =>
+              this.stopEntry(entry, "shutdown"),
+            );
+      stops.set(entry, done);
+      return done;
+    };
+    await Promise.all([...this.entries.values()].map((entry) => stop(entry, new Set())));
+  }
+
+  /** What a dependency's condition is judged on; undefined for a name not registered. */
+  private dependencyState(name: string): DependencyState | undefined {
+    const entry = this.entries.get(name);
+    if (entry === undefined) return undefined;
+    const view = viewOf(entry);
+    return { state: view.state, ready: view.ready, lastExitCode: entry.lastExit?.code };
+  }
+
+  /** Keeps the set of waiting processes as their states change. */
+  private entered(entry: Entry, state: State): void {
+    if (state.kind === "waiting") this.waiting.add(entry);
+    else this.waiting.delete(entry);
+  }
+
+  private wakeSoon(): void {
+    if (this.wakeScheduled) return;
+    this.wakeScheduled = true;
+    queueMicrotask(() => {
+      this.wakeScheduled = false;
+      this.wake();
+    });
+  }
+
+  /** Starts each waiting process whose dependencies are met now; updates what the others wait for. */
+  private wake(): void {
+    if (this.shuttingDown) return;
+    for (const entry of [...this.waiting]) {
+      if (entry.state.kind !== "waiting" || this.entries.get(entry.spec.name) !== entry) {
+        this.waiting.delete(entry);
+        continue;
+      }
+      const names = unmet(entry.spec.dependsOn, (name) => this.dependencyState(name));
+      if (names.length === 0) this.lifecycle.launch(entry, true);
+      else this.lifecycle.wait(entry, names);
+    }
+  }
+
+  /**
+   * Reads the memory of the running processes that have a cap: one over it
+   * at two checks in a row is restarted (stopping, reason memory).
+   */
+  private checkMemory(): void {
+    const capped = [...this.entries.values()].filter(
+      (e) => e.spec.maxRssBytes > 0 && e.state.kind === "running",
+    );
+    if (capped.length === 0 || this.stats === undefined) return;
+    const sampled = this.stats.sample(
+      capped.map((e) => ({ name: e.spec.name, pid: childOf(e.state)?.pid ?? 0 })),
+    );
+    for (const entry of capped) {
+      const { state } = entry;
+      const rss = sampled.get(entry.spec.name)?.rssBytes;
+      if (rss === undefined || state.kind !== "running") continue;
+      if (rss <= entry.spec.maxRssBytes) {
+        entry.overMemory = 0;
+        continue;
+      }
+      entry.overMemory += 1;
+      this.logger.warn(
+        { process: entry.spec.name, rssBytes: rss, maxRssBytes: entry.spec.maxRssBytes },
+        `over its memory cap (${entry.overMemory} check${entry.overMemory > 1 ? "s" : ""} in a row)`,
+      );
+      if (entry.overMemory >= 2) {
+        entry.overMemory = 0;
+        this.lifecycle.beginStop(entry, state, "memory", "start");
+      }
+    }
   }
 
   private register(
@@ -278,6 +420,7 @@ export class Supervisor {
         if (after === "forget" || state.after === "start") state.after = after;
         return this.afterExit(entry);
       case "backoff":
+      case "waiting":
         this.lifecycle.enter(entry, stopped(), { kind: "stopped", reason });
         break;
       case "exited":
@@ -313,6 +456,10 @@ export class Supervisor {
       case "exited":
       case "failed":
         this.lifecycle.launch(entry);
+        return this.settledView(entry);
+      case "waiting":
+        // A call for a process that waits: it starts now, its dependencies or not.
+        this.lifecycle.launch(entry, true);
         return this.settledView(entry);
     }
   }

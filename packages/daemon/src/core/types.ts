@@ -128,7 +128,14 @@ export interface ExitStatus {
  * The names of the supervision states: "exited" is a run its policy does not
  * restart, "failed" one the monitor gave up on.
  */
-export type StateName = "running" | "backoff" | "stopping" | "stopped" | "exited" | "failed";
+export type StateName =
+  | "running"
+  | "backoff"
+  | "stopping"
+  | "stopped"
+  | "exited"
+  | "failed"
+  | "waiting";
 
 /** Whether a process should be running: what a daemon restart brings back. */
 export type Intent = "running" | "stopped";
@@ -139,8 +146,8 @@ export type Ended = "exited" | "failed";
 /** Where a registered process came from: the config file owns its entries, the API the rest. */
 export type ProcessSource = "api" | "config";
 
-/** Why a process is being stopped. */
-export type StopReason = "stop" | "remove" | "restart" | "shutdown";
+/** Why a process is being stopped: a call, the daemon's shutdown, or its memory cap. */
+export type StopReason = "stop" | "remove" | "restart" | "shutdown" | "memory";
 
 /** A snapshot of one process, as the API reports it. */
 export interface ProcessView {
@@ -166,4 +173,8 @@ export interface ProcessView {
   readonly lastSpawnError: string | undefined;
   /** True while it is being stopped to be forgotten (RemoveProcess has not answered yet). */
   readonly removing: boolean;
+  /** Its readiness probe has passed since the current run started; true at once without one. */
+  readonly ready: boolean;
+  /** The dependencies not met yet, while it waits. */
+  readonly waitingFor: readonly string[];
 }

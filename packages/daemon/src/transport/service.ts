@@ -11,6 +11,7 @@ import {
   GetDaemonInfoResponseSchema,
   type GetProcessRequest,
   GetProcessResponseSchema,
+  type ListProcessesRequest,
   ListProcessesResponseSchema,
   type Process,
   type ProcessMonitor,
@@ -32,6 +33,7 @@ import type { Control, Limits } from "../control.js";
 import { ProcmonError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { isProcessName, NAME_RULE } from "../core/names.js";
+import type { StatsReader, TreeStats } from "../core/probes.js";
 import { quote } from "../core/quote.js";
 import type { Supervisor } from "../core/supervisor.js";
 import type { ProcessView } from "../core/types.js";
@@ -56,6 +58,8 @@ export interface ServiceDeps {
   readonly info: DaemonInfo;
   /** Where each subscriber's stream is known while it lasts. */
   readonly deliveries?: Deliveries | undefined;
+  /** Reads the trees' CPU and memory for include_stats; without one they are left at 0. */
+  readonly stats?: StatsReader | undefined;
 }
 
 /** What the daemon says of itself. */
@@ -76,6 +80,11 @@ export function processMonitorService(
   deps: ServiceDeps,
 ): GrpcServiceImplementation<typeof ProcessMonitor> {
   const { control, supervisor, events, logger, limits } = deps;
+  /** The trees' stats of the running ones among `views` (none without a reader). */
+  const statsOf = (views: readonly ProcessView[]) =>
+    deps.stats?.sample(
+      views.filter((v) => v.pid !== 0).map((v) => ({ name: v.spec.name, pid: v.pid })),
+    ) ?? new Map<string, TreeStats>();
   let warnedSlowPath = false;
 
   function unary<Req, Res>(handler: Handler<Req, Res>) {
@@ -111,18 +120,25 @@ export function processMonitorService(
     ),
     restartAll: unary(async () => {
       const views = await control.restartAll();
-      return create(RestartAllResponseSchema, { processes: views.map(processToProto) });
+      return create(RestartAllResponseSchema, { processes: views.map((v) => processToProto(v)) });
     }),
-    getProcess: unary((request: GetProcessRequest) =>
-      create(GetProcessResponseSchema, one(supervisor.get(name(request)))),
-    ),
-    listProcesses: unary(() =>
-      create(ListProcessesResponseSchema, {
-        // Read together, synchronously: the snapshot reflects exactly the events up to lastSeq.
-        processes: supervisor.list().map(processToProto),
-        lastEventSeq: events.lastSeq,
-      }),
-    ),
+    getProcess: unary((request: GetProcessRequest) => {
+      const view = supervisor.get(name(request));
+      const stats = request.includeStats ? statsOf([view]) : undefined;
+      return create(GetProcessResponseSchema, {
+        process: processToProto(view, stats?.get(view.spec.name)),
+      });
+    }),
+    listProcesses: unary((request: ListProcessesRequest) => {
+      // Read together, synchronously: the snapshot reflects exactly the events up to lastSeq.
+      const views = supervisor.list();
+      const lastEventSeq = events.lastSeq;
+      const stats = request.includeStats ? statsOf(views) : undefined;
+      return create(ListProcessesResponseSchema, {
+        processes: views.map((view) => processToProto(view, stats?.get(view.spec.name))),
+        lastEventSeq,
+      });
+    }),
     getDaemonInfo: unary(() =>
       create(GetDaemonInfoResponseSchema, {
         version: deps.info.version,

@@ -10,10 +10,13 @@ import {
   ProcessExitedSchema,
   ProcessGaveUpSchema,
   ProcessKilledSchema,
+  ProcessReadySchema,
   ProcessRemovedSchema,
   ProcessStartedSchema,
   ProcessStoppedSchema,
   ProcessStoppingSchema,
+  ProcessUnreadySchema,
+  ProcessWaitingSchema,
   RestartScheduledSchema,
   SpawnFailedSchema,
   StopReason as StopReasonProto,
@@ -30,6 +33,7 @@ const STOP_REASON: Readonly<Record<StopReason, StopReasonProto>> = {
   remove: StopReasonProto.REMOVE,
   restart: StopReasonProto.RESTART,
   shutdown: StopReasonProto.SHUTDOWN,
+  memory: StopReasonProto.MEMORY,
 };
 
 /** The wire enum of each output stream. */
@@ -103,6 +107,12 @@ function eventKind(event: CoreEvent): Event["kind"] {
         case: "gaveUp",
         value: create(ProcessGaveUpSchema, { instantDeaths: event.instantDeaths }),
       };
+    case "ready":
+      return { case: "ready", value: create(ProcessReadySchema) };
+    case "unready":
+      return { case: "unready", value: create(ProcessUnreadySchema, { error: event.error }) };
+    case "waiting":
+      return { case: "waiting", value: create(ProcessWaitingSchema, { names: [...event.names] }) };
     case "output":
       return {
         case: "output",

@@ -7,6 +7,7 @@ import {
   ProcessSchema,
   State,
 } from "@procmon/api/gen/procmon/v1/procmon_pb.js";
+import type { TreeStats } from "../core/probes.js";
 import type { ExitStatus, ProcessView, StateName } from "../core/types.js";
 import { specToProto } from "./spec.js";
 import { msToDuration, msToTimestamp } from "./time.js";
@@ -18,6 +19,7 @@ const STATE: Readonly<Record<StateName, State>> = {
   stopped: State.STOPPED,
   exited: State.EXITED,
   failed: State.FAILED,
+  waiting: State.WAITING,
 };
 
 /** The wire form of how a run ended: exit code or signal, and uptime. */
@@ -33,8 +35,11 @@ export function exitStatusToProto(status: ExitStatus): ExitStatusProto {
   });
 }
 
-/** The wire form of a process snapshot; next_restart_at is set in backoff only. */
-export function processToProto(view: ProcessView): ProcessProto {
+/**
+ * The wire form of a process snapshot; next_restart_at is set in backoff
+ * only, cpu_seconds and rss_bytes with `stats` (of its running tree).
+ */
+export function processToProto(view: ProcessView, stats?: TreeStats): ProcessProto {
   return create(ProcessSchema, {
     spec: specToProto(view.spec),
     state: STATE[view.state],
@@ -49,5 +54,10 @@ export function processToProto(view: ProcessView): ProcessProto {
       : {}),
     restartDelay: msToDuration(view.restartDelayMs),
     lastSpawnError: view.lastSpawnError ?? "",
+    ready: view.ready,
+    waitingFor: [...view.waitingFor],
+    ...(stats === undefined
+      ? {}
+      : { cpuSeconds: stats.cpuSeconds, rssBytes: BigInt(Math.round(stats.rssBytes)) }),
   });
 }

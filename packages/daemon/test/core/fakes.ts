@@ -1,5 +1,6 @@
 import type { Clock, Timer } from "../../src/core/clock.js";
 import type { CoreEvent } from "../../src/core/events.js";
+import type { ProbeResult, Prober, StatsReader } from "../../src/core/probes.js";
 import {
   type Child,
   type ChildHandlers,
@@ -17,6 +18,7 @@ import {
   DEFAULT_READINESS,
   type Policy,
   type ProcessSpec,
+  type ReadinessProbe,
 } from "../../src/core/types.js";
 
 /** The wall-clock time of the fake clock's origin: 2024-01-01T00:00:00Z. */
@@ -284,12 +286,60 @@ export interface Harness {
   add(name: string, overrides?: Partial<ProcessSpec>): FakeChild;
 }
 
+/** A readiness check asked of a FakeProber, answered by the test. */
+export interface PendingCheck {
+  readonly spec: ProcessSpec;
+  readonly probe: ReadinessProbe;
+  answer(result: ProbeResult): void;
+}
+
+/** A prober whose checks the test answers, in the order they were asked. */
+export class FakeProber implements Prober {
+  readonly pending: PendingCheck[] = [];
+
+  check(spec: ProcessSpec, probe: ReadinessProbe): Promise<ProbeResult> {
+    return new Promise((resolve) => this.pending.push({ spec, probe, answer: resolve }));
+  }
+
+  /** Answers the oldest check of `name`; throws if none is pending. */
+  answer(name: string, result: ProbeResult): void {
+    const at = this.pending.findIndex((c) => c.spec.name === name);
+    if (at < 0) throw new Error(`no check of "${name}" is pending`);
+    const [check] = this.pending.splice(at, 1);
+    check?.answer(result);
+  }
+}
+
+/** Memory a test sets, by process name, for the supervisor's cap checks. */
+export class FakeStats implements StatsReader {
+  readonly rss = new Map<string, number>();
+  samples = 0;
+
+  sample(roots: ReadonlyArray<{ readonly name: string; readonly pid: number }>) {
+    this.samples += 1;
+    return new Map(
+      roots
+        .filter((r) => this.rss.has(r.name))
+        .map((r) => [r.name, { cpuSeconds: 0, rssBytes: this.rss.get(r.name) ?? 0 }]),
+    );
+  }
+}
+
 /** Builds a Harness; `policyOverrides` apply to every spec made through it. */
-export function makeSupervisor(policyOverrides: Partial<Policy> = {}): Harness {
+export function makeSupervisor(
+  policyOverrides: Partial<Policy> = {},
+  extra: { readonly prober?: FakeProber; readonly stats?: FakeStats } = {},
+): Harness {
   const clock = new FakeClock();
   const spawner = new FakeSpawner();
   const events: CoreEvent[] = [];
-  const sup = new Supervisor({ clock, spawner, emit: (e) => events.push(e) });
+  const sup = new Supervisor({
+    clock,
+    spawner,
+    emit: (e) => events.push(e),
+    ...(extra.prober ? { prober: extra.prober } : {}),
+    ...(extra.stats ? { stats: extra.stats, statsPeriodMs: 5_000 } : {}),
+  });
   const harnessSpec = (name: string, overrides: Partial<ProcessSpec> = {}): ProcessSpec =>
     spec(name, { ...policyOverrides, ...overrides });
   return {

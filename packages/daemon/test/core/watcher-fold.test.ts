@@ -36,6 +36,14 @@ function fold(known: Map<string, Folded>, event: CoreEvent): void {
     case "gaveUp":
       set("failed");
       return;
+    case "waiting":
+      set("waiting");
+      return;
+    case "ready":
+    case "unready":
+      // Readiness, not a state: the pid stays.
+      if (current === undefined) throw new Error(`${event.kind} for unknown "${event.process}"`);
+      return;
     case "restartScheduled":
       set("backoff");
       return;
@@ -65,6 +73,14 @@ const POLICIES: ReadonlyArray<Partial<ProcessSpec>> = [
   { restart: "on-failure", successExitCodes: [0, 1] },
   { maxInstantDeaths: 2 },
   { restart: "on-failure", maxInstantDeaths: 1 },
+  { dependsOn: [{ name: "a", condition: "started" }] },
+  { dependsOn: [{ name: "b", condition: "exited-ok" }] },
+  {
+    dependsOn: [
+      { name: "c", condition: "ready" },
+      { name: "a", condition: "started" },
+    ],
+  },
 ];
 
 /** One random step: a call, a death, a failed spawn or the passing of time. */

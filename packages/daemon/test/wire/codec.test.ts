@@ -72,6 +72,8 @@ const VIEW: ProcessView = {
   lastSpawnError: 'cannot spawn "sleep": EMFILE: too many open files',
   removing: false,
   source: "api",
+  ready: false,
+  waitingFor: [],
 };
 
 describe("durations and timestamps", () => {
