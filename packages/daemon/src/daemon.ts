@@ -6,6 +6,7 @@ import { DescriptorAlarm, DescriptorBudget, watchDescriptors } from "./adapters/
 import { nodeClock } from "./adapters/node-clock.js";
 import { NodeSpawner } from "./adapters/node-spawner.js";
 import { INSTANCE_ENV, terminateOrphans } from "./adapters/orphans.js";
+import { ReadinessProber } from "./adapters/probes.js";
 import { SHIM_PROTOCOL_VERSION } from "./adapters/shim-protocol.js";
 import { dismissShim, ShimSpawner } from "./adapters/shim-spawner.js";
 import { prepareSocketPath, removeSocket } from "./adapters/socket-file.js";
@@ -21,6 +22,7 @@ import {
 } from "./adapters/state-file.js";
 import { lockStateFile } from "./adapters/state-lock.js";
 import { notifyReady } from "./adapters/systemd-notify.js";
+import { ProcTreeStats } from "./adapters/tree-stats.js";
 import { Control, refuseTakeover } from "./control.js";
 import { type Clock, every } from "./core/clock.js";
 import { EventBus } from "./core/event-bus.js";
@@ -178,7 +180,16 @@ export async function startDaemon(
     // everything, without one that survived) is ended before anything starts.
     await sweep(shim);
     const found = claimFound(shim?.found ?? [], saved, killTimeOf, logger);
-    const supervisor = new Supervisor({ clock, spawner, logger, emit: bus.emit });
+    const stats = new ProcTreeStats({ shimPid: () => shim?.shimPid, instance });
+    const supervisor = new Supervisor({
+      clock,
+      spawner,
+      logger,
+      emit: bus.emit,
+      prober: new ReadinessProber(spawner),
+      stats,
+      statsPeriodMs: options.statsPeriodMs,
+    });
     const control = new Control({
       supervisor,
       events,
@@ -210,6 +221,7 @@ export async function startDaemon(
       logger,
       limits: options.limits,
       deliveries,
+      stats,
       info: {
         version: daemonVersion(),
         spawner: chosen.kind === "shim" ? "shim" : "node",
