@@ -4,7 +4,14 @@
 import { describe, expect, it } from "vitest";
 import type { CoreEvent } from "../../src/core/events.js";
 import type { ProcessSpec, StateName } from "../../src/core/types.js";
-import { type FakeChild, flushMicrotasks, type Harness, makeSupervisor, seeded } from "./fakes.js";
+import {
+  type FakeChild,
+  FakeProber,
+  flushMicrotasks,
+  type Harness,
+  makeSupervisor,
+  seeded,
+} from "./fakes.js";
 
 interface Folded {
   state: StateName;
@@ -81,10 +88,18 @@ const POLICIES: ReadonlyArray<Partial<ProcessSpec>> = [
       { name: "a", condition: "started" },
     ],
   },
+  {
+    ready: {
+      check: { kind: "tcp", host: "127.0.0.1", port: 1 },
+      periodMs: 500,
+      timeoutMs: 500,
+      initialDelayMs: 0,
+    },
+  },
 ];
 
 /** One random step: a call, a death, a failed spawn or the passing of time. */
-function step(h: Harness, random: () => number, log: string[]): void {
+function step(h: Harness, prober: FakeProber, random: () => number, log: string[]): void {
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
   const name = pick(NAMES);
   // Calls that wait for an exit are left pending; their refusals are expected.
@@ -102,6 +117,14 @@ function step(h: Harness, random: () => number, log: string[]): void {
   if (h.spawner.answerLater && h.spawner.pending.length > 0 && random() < 0.4) {
     log.push("a spawn is answered");
     h.spawner.answer();
+    return;
+  }
+  const check = prober.pending[0];
+  if (check !== undefined && random() < 0.3) {
+    const ok = random() < 0.6;
+    log.push(`a check of ${check.spec.name} ${ok ? "passes" : "fails"}`);
+    prober.pending.shift();
+    check.answer(ok ? { ok: true } : { ok: false, error: "refused" });
     return;
   }
   if (roll < 0.15) {
@@ -139,13 +162,14 @@ describe("a watcher's fold of the events", () => {
     async (_how, later) => {
       for (let run = 0; run < 200; run++) {
         const random = seeded(run + 1);
-        const h = makeSupervisor({ thresholdMs: 1_000, killTimeMs: 2_000 });
+        const prober = new FakeProber();
+        const h = makeSupervisor({ thresholdMs: 1_000, killTimeMs: 2_000 }, { prober });
         h.spawner.answerLater = later;
         const known = new Map<string, Folded>();
         let folded = 0;
         const log: string[] = [];
         for (let i = 0; i < 60; i++) {
-          step(h, random, log);
+          step(h, prober, random, log);
           await flushMicrotasks();
           for (; folded < h.events.length; folded++) fold(known, h.events[folded] as CoreEvent);
           const actual = new Map(
