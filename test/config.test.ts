@@ -121,9 +121,9 @@ describe("at start", () => {
       ["a syntax error", ["  - name: b", "    args: [sleep, '1']", "   x: y"], 7, /indicator/],
       [
         "an unknown field",
-        ["  - name: b", "    args: [sleep, '1']", "    restart: always"],
+        ["  - name: b", "    args: [sleep, '1']", "    autorestart: true"],
         7,
-        /processes\[1\]\.restart: unknown field/,
+        /processes\[1\]\.autorestart: unknown field/,
       ],
       [
         "a missing executable",
