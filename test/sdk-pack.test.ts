@@ -68,6 +68,10 @@ type EventKind =
   | "spawnFailed"
   | "output"
   | "stopped"
+  | "gaveUp"
+  | "ready"
+  | "unready"
+  | "waiting"
   | undefined;
 
 const socket = process.argv[2];
