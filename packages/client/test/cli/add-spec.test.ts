@@ -92,7 +92,14 @@ describe("addFlagsProblem", () => {
 async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = "";
   let err = "";
-  const io = { out: (t: string) => void (out += t), err: (t: string) => void (err += t) };
+  const io = {
+    out: (text: string) => {
+      out += text;
+    },
+    err: (text: string) => {
+      err += text;
+    },
+  };
   const full = ["--socket", "/nonexistent/procmon-cli13/s.sock", ...argv];
   const code = await runCli(full, io);
   return { code, out, err };
