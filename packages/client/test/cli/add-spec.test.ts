@@ -2,6 +2,7 @@
 // combinations refused (addFlagsProblem), and how a bad value ends the run:
 // exit 2, before any daemon is dialled, with a message naming the option.
 import { create, toJson } from "@bufbuild/protobuf";
+import { type Duration, DurationSchema } from "@bufbuild/protobuf/wkt";
 import { DependencyCondition, ProcessSpecSchema, RestartPolicy } from "@procmon/api";
 import { describe, expect, it } from "vitest";
 import { addFlagsProblem, specOf } from "../../src/cli/commands.js";
@@ -9,7 +10,13 @@ import { EXIT_USAGE, runCli } from "../../src/cli/program.js";
 
 /** The JSON of the spec `add` sends for these flags, as the daemon receives it. */
 const sent = (flags: Parameters<typeof specOf>[2]) =>
-  toJson(ProcessSpecSchema, create(ProcessSpecSchema, specOf("web", ["sleep", "60"], flags)));
+  toJson(
+    ProcessSpecSchema,
+    create(ProcessSpecSchema, specOf("web", ["sleep", "60"], flags)),
+  ) as Record<string, unknown>;
+
+/** A Duration, as durationArg makes them. */
+const seconds = (s: bigint, nanos = 0): Duration => create(DurationSchema, { seconds: s, nanos });
 
 describe("specOf", () => {
   it("sends none of the new fields when no flag asks for them", () => {
@@ -42,7 +49,10 @@ describe("specOf", () => {
         { name: "cache", condition: DependencyCondition.STARTED },
       ],
     });
-    expect(toJson(ProcessSpecSchema, create(ProcessSpecSchema, spec)).dependsOn).toEqual([
+    const json = toJson(ProcessSpecSchema, create(ProcessSpecSchema, spec)) as {
+      dependsOn: unknown;
+    };
+    expect(json.dependsOn).toEqual([
       { name: "db", condition: "DEPENDENCY_CONDITION_READY" },
       { name: "migrate", condition: "DEPENDENCY_CONDITION_EXITED_OK" },
       { name: "cache", condition: "DEPENDENCY_CONDITION_STARTED" },
@@ -50,12 +60,12 @@ describe("specOf", () => {
   });
 
   it("sends one readiness probe with the timings given, the others left to the daemon", () => {
-    const exec = sent({ readyExec: ["pg_isready", "-q"], readyPeriod: { seconds: 2n } });
+    const exec = sent({ readyExec: ["pg_isready", "-q"], readyPeriod: seconds(2n) });
     expect(exec.ready).toEqual({ exec: { args: ["pg_isready", "-q"] }, period: "2s" });
     const tcp = sent({
       readyTcp: { host: "", port: 5432 },
-      readyTimeout: { seconds: 0n, nanos: 500_000_000 },
-      readyInitialDelay: { seconds: 3n },
+      readyTimeout: seconds(0n, 500_000_000),
+      readyInitialDelay: seconds(3n),
     });
     expect(tcp.ready).toEqual({ tcp: { port: 5432 }, timeout: "0.500s", initialDelay: "3s" });
     expect(sent({ readyHttp: "http://127.0.0.1:8080/healthz" }).ready).toEqual({
@@ -72,9 +82,7 @@ describe("addFlagsProblem", () => {
   it("accepts one check, with or without timings, and no probe at all", () => {
     expect(addFlagsProblem({})).toBeUndefined();
     expect(addFlagsProblem({ readyTcp: { host: "", port: 1 } })).toBeUndefined();
-    expect(
-      addFlagsProblem({ readyHttp: "http://x", readyPeriod: { seconds: 1n } }),
-    ).toBeUndefined();
+    expect(addFlagsProblem({ readyHttp: "http://x", readyPeriod: seconds(1n) })).toBeUndefined();
   });
   it("refuses two checks, naming them", () => {
     expect(addFlagsProblem({ readyExec: ["true"], readyHttp: "http://x" })).toBe(
@@ -82,7 +90,7 @@ describe("addFlagsProblem", () => {
     );
   });
   it("refuses timings without a check, naming the timing", () => {
-    expect(addFlagsProblem({ readyInitialDelay: { seconds: 1n } })).toBe(
+    expect(addFlagsProblem({ readyInitialDelay: seconds(1n) })).toBe(
       "error: --ready-initial-delay times a readiness check: give one of --ready-exec, --ready-tcp, --ready-http too",
     );
   });
