@@ -46,6 +46,16 @@ export type ProcessSpecInit = MessageInitShape<typeof ProcessSpecSchema>;
 /** WatchEvents' request as a plain object. */
 export type WatchEventsInit = MessageInitShape<typeof WatchEventsRequestSchema>;
 
+/** The options of getProcess and listProcesses: a call's, and whether to read the processes' usage. */
+export interface ProcessQueryOptions extends CallOptions {
+  /**
+   * Fill in `cpuSeconds` and `rssBytes`, the CPU time and resident memory of
+   * each process's whole tree (the daemon reads them from /proc). Defaults
+   * to false: both are 0.
+   */
+  readonly includeStats?: boolean;
+}
+
 /** The answer of ListProcesses. */
 export interface ProcessList {
   /** Every process, sorted by name. */
@@ -70,10 +80,13 @@ export interface ProcmonClient {
   restartProcess(name: string, options?: CallOptions): Promise<Process>;
   /** Restarts every running or backing-off process at once. */
   restartAll(options?: CallOptions): Promise<Process[]>;
-  /** Returns one process. */
-  getProcess(name: string, options?: CallOptions): Promise<Process>;
-  /** Returns every process and the seq of the last event the snapshot reflects. */
-  listProcesses(options?: CallOptions): Promise<ProcessList>;
+  /** Returns one process; with `includeStats`, its tree's CPU time and memory too. */
+  getProcess(name: string, options?: ProcessQueryOptions): Promise<Process>;
+  /**
+   * Returns every process and the seq of the last event the snapshot
+   * reflects; with `includeStats`, each tree's CPU time and memory too.
+   */
+  listProcesses(options?: ProcessQueryOptions): Promise<ProcessList>;
   /** Says what the daemon is: its version, pid, and what spawns its children. */
   getDaemonInfo(options?: CallOptions): Promise<GetDaemonInfoResponse>;
   /** The raw WatchEvents stream: events until aborted or the daemon ends it. */
@@ -231,10 +244,12 @@ export function createClient(options: ClientOptions = {}): ProcmonClient {
     stopProcess: (name, o) => processOf(unary(m.stopProcess, { name }, o)),
     restartProcess: (name, o) => processOf(unary(m.restartProcess, { name }, o)),
     restartAll: async (o) => (await unary(m.restartAll, {}, o)).processes,
-    getProcess: (name, o) => processOf(unary(m.getProcess, { name }, o)),
+    getProcess: (name, o) =>
+      processOf(unary(m.getProcess, { name, includeStats: o?.includeStats ?? false }, o)),
     getDaemonInfo: (o) => unary(m.getDaemonInfo, {}, o),
     listProcesses: async (o) => {
-      const { processes, lastEventSeq } = await unary(m.listProcesses, {}, o);
+      const request = { includeStats: o?.includeStats ?? false };
+      const { processes, lastEventSeq } = await unary(m.listProcesses, request, o);
       return { processes, lastEventSeq };
     },
     // The third parameter is watch()'s hooks, not part of the public type.

@@ -10,6 +10,7 @@ export {
   type ClientOptions,
   createClient,
   type ProcessList,
+  type ProcessQueryOptions,
   type ProcessSpecInit,
   type ProcmonClient,
   type WatchEventsInit,

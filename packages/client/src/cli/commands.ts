@@ -1,5 +1,7 @@
 // The commands that make one call and print its answer: add, rm, start,
 // stop, restart, restart-all, get and ls.
+
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { create, toJson } from "@bufbuild/protobuf";
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import {
@@ -7,10 +9,13 @@ import {
   ListProcessesResponseSchema,
   type Process,
   ProcessSchema,
+  type ReadinessProbeSchema,
   RestartAllResponseSchema,
+  type RestartPolicy,
   Spawner,
 } from "@procmon/api/gen/procmon/v1/procmon_pb.js";
 import type { ProcessSpecInit } from "../client.js";
+import type { DependencyArg, TcpArg } from "./arguments.js";
 import { durationToMs } from "./durations.js";
 import { processDetails, processLine, processTable } from "./format.js";
 import { printJson, printLine, quickCall, type Session, waitingCall } from "./session.js";
@@ -35,6 +40,55 @@ export interface AddFlags {
   readonly minRestartDelay?: Duration;
   /** --max-restart-delay D. */
   readonly maxRestartDelay?: Duration;
+  /** --restart POLICY. */
+  readonly restart?: RestartPolicy;
+  /** --success-exit-codes 0,2. */
+  readonly successExitCodes?: readonly number[];
+  /** --max-instant-deaths N. */
+  readonly maxInstantDeaths?: number;
+  /** --stop-signal SIG, normalised to its SIG name. */
+  readonly stopSignal?: string;
+  /** --depends-on NAME[:CONDITION], in order. */
+  readonly dependsOn?: readonly DependencyArg[];
+  /** --ready-exec 'CMD ARGS', split into words. */
+  readonly readyExec?: readonly string[];
+  /** --ready-tcp [HOST:]PORT. */
+  readonly readyTcp?: TcpArg;
+  /** --ready-http URL. */
+  readonly readyHttp?: string;
+  /** --ready-period D. */
+  readonly readyPeriod?: Duration;
+  /** --ready-timeout D. */
+  readonly readyTimeout?: Duration;
+  /** --ready-initial-delay D. */
+  readonly readyInitialDelay?: Duration;
+  /** --max-rss SIZE, in bytes. */
+  readonly maxRss?: bigint;
+}
+
+const CHECK_FLAGS = ["--ready-exec", "--ready-tcp", "--ready-http"] as const;
+
+/**
+ * What is wrong with a combination of `add`'s flags that each parsed well,
+ * as a usage error; undefined when nothing is. A probe has one check, and
+ * its timings mean nothing without one.
+ */
+export function addFlagsProblem(flags: AddFlags): string | undefined {
+  const checks = [flags.readyExec, flags.readyTcp, flags.readyHttp];
+  const given = CHECK_FLAGS.filter((_, i) => checks[i] !== undefined);
+  if (given.length > 1) {
+    return `error: a readiness probe has one check: give only one of ${given.join(", ")}`;
+  }
+  const timings = [
+    ["--ready-period", flags.readyPeriod],
+    ["--ready-timeout", flags.readyTimeout],
+    ["--ready-initial-delay", flags.readyInitialDelay],
+  ] as const;
+  const timing = timings.find(([, value]) => value !== undefined);
+  if (given.length === 0 && timing !== undefined) {
+    return `error: ${timing[0]} times a readiness check: give one of ${CHECK_FLAGS.join(", ")} too`;
+  }
+  return undefined;
 }
 
 /** The spec `add NAME [flags] -- ARGS...` asks for; unset flags are left to the daemon's defaults. */
@@ -52,7 +106,29 @@ export function specOf(name: string, args: readonly string[], flags: AddFlags): 
   if (flags.killTime) spec.killTime = flags.killTime;
   if (flags.minRestartDelay) spec.minRestartDelay = flags.minRestartDelay;
   if (flags.maxRestartDelay) spec.maxRestartDelay = flags.maxRestartDelay;
+  if (flags.restart !== undefined) spec.restart = flags.restart;
+  if (flags.successExitCodes) spec.successExitCodes = [...flags.successExitCodes];
+  if (flags.maxInstantDeaths !== undefined) spec.maxInstantDeaths = flags.maxInstantDeaths;
+  if (flags.stopSignal !== undefined) spec.stopSignal = flags.stopSignal;
+  if (flags.dependsOn) spec.dependsOn = flags.dependsOn.map((d) => ({ ...d }));
+  const ready = probeOf(flags);
+  if (ready) spec.ready = ready;
+  if (flags.maxRss !== undefined) spec.maxRssBytes = flags.maxRss;
   return spec;
+}
+
+/** The readiness probe the --ready-* flags ask for; undefined without a check. */
+function probeOf(flags: AddFlags): MessageInitShape<typeof ReadinessProbeSchema> | undefined {
+  let check: MessageInitShape<typeof ReadinessProbeSchema>["check"];
+  if (flags.readyExec) check = { case: "exec", value: { args: [...flags.readyExec] } };
+  else if (flags.readyTcp) check = { case: "tcp", value: { ...flags.readyTcp } };
+  else if (flags.readyHttp !== undefined) check = { case: "http", value: { url: flags.readyHttp } };
+  else return undefined;
+  const probe: MessageInitShape<typeof ReadinessProbeSchema> = { check };
+  if (flags.readyPeriod) probe.period = flags.readyPeriod;
+  if (flags.readyTimeout) probe.timeout = flags.readyTimeout;
+  if (flags.readyInitialDelay) probe.initialDelay = flags.readyInitialDelay;
+  return probe;
 }
 
 /** `add`: registers and starts a process; prints it running. */
@@ -108,22 +184,33 @@ export async function restartAll(session: Session): Promise<void> {
   }
 }
 
+/** The flags of `get` and `ls`, parsed. */
+export interface StatsFlags {
+  /** --stats: ask for, and show, the CPU time and memory of each process's tree. */
+  readonly stats?: boolean;
+}
+
 /** `get`: one process, in detail. */
-export async function get(session: Session, name: string): Promise<void> {
-  const process = await session.client.getProcess(name, quickCall(session));
+export async function get(session: Session, name: string, flags: StatsFlags = {}): Promise<void> {
+  const includeStats = flags.stats ?? false;
+  const process = await session.client.getProcess(name, { ...quickCall(session), includeStats });
   if (session.globals.json) printJson(session, ProcessSchema, process);
-  else printLine(session, processDetails(process, session.now(), session.safe));
+  else printLine(session, processDetails(process, session.now(), session.safe, { includeStats }));
 }
 
 /** `ls`: every process as a table, or as `{processes, lastEventSeq}` with --json. */
-export async function list(session: Session): Promise<void> {
-  const { processes, lastEventSeq } = await session.client.listProcesses(quickCall(session));
+export async function list(session: Session, flags: StatsFlags = {}): Promise<void> {
+  const includeStats = flags.stats ?? false;
+  const { processes, lastEventSeq } = await session.client.listProcesses({
+    ...quickCall(session),
+    includeStats,
+  });
   if (session.globals.json) {
     const response = create(ListProcessesResponseSchema, { processes, lastEventSeq });
     printJson(session, ListProcessesResponseSchema, response);
     return;
   }
-  printLine(session, processTable(processes, session.now(), session.safe));
+  printLine(session, processTable(processes, session.now(), session.safe, { includeStats }));
 }
 
 /** `version`: procmonctl's version, and what the daemon says of itself. */

@@ -25,6 +25,17 @@ export function formatElapsed(ms: number): string {
 }
 
 /**
+ * Formats CPU time for people: tenths of a second under a minute (`0.3s`,
+ * `12.5s`), then as {@link formatElapsed} (`2m5s`, `1h2m`).
+ */
+export function formatCpuSeconds(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return "0.0s";
+  return seconds < 60
+    ? `${(Math.floor(seconds * 10) / 10).toFixed(1)}s`
+    : formatElapsed(seconds * 1_000);
+}
+
+/**
  * Formats a configured duration (a timing of a spec) exactly, as it could be
  * written on the command line: `500ms`, `1.5s`, `1m30s`, `1h`; `-` when unset.
  */

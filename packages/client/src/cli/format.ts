@@ -6,15 +6,26 @@
 // they are and columns line up on what is actually printed.
 import { timestampDate, timestampMs } from "@bufbuild/protobuf/wkt";
 import {
+  DependencyCondition,
   type Event,
   type ExitStatus,
   OutputStream,
   type Process,
+  type ProcessSpec,
+  type ReadinessProbe,
+  RestartPolicy,
   State,
   StopReason,
 } from "@procmon/api/gen/procmon/v1/procmon_pb.js";
-import { durationToMs, formatDuration, formatElapsed } from "./durations.js";
+import { durationToMs, formatCpuSeconds, formatDuration, formatElapsed } from "./durations.js";
+import { formatBytes, formatSize } from "./sizes.js";
 import type { Escape } from "./terminal-text.js";
+
+/** How `ls` and `get` lay a process out. */
+export interface ProcessFormat {
+  /** Show the CPU time and memory of each tree (the answer was asked with include_stats). Defaults to false. */
+  readonly includeStats?: boolean;
+}
 
 const STATE_NAMES: Readonly<Record<State, string>> = {
   [State.UNSPECIFIED]: "unknown",
@@ -33,7 +44,23 @@ const STOP_REASONS: Readonly<Record<StopReason, string>> = {
   [StopReason.REMOVE]: "remove",
   [StopReason.RESTART]: "restart",
   [StopReason.SHUTDOWN]: "shutdown",
-  [StopReason.MEMORY]: "memory",
+  [StopReason.MEMORY]: "memory over max rss",
+};
+
+/** As `--restart` takes them; unset is always. */
+const RESTART_NAMES: Readonly<Record<RestartPolicy, string>> = {
+  [RestartPolicy.UNSPECIFIED]: "always",
+  [RestartPolicy.ALWAYS]: "always",
+  [RestartPolicy.ON_FAILURE]: "on-failure",
+  [RestartPolicy.NEVER]: "never",
+};
+
+/** As `--depends-on NAME:CONDITION` takes them; unset is started. */
+const CONDITION_NAMES: Readonly<Record<DependencyCondition, string>> = {
+  [DependencyCondition.UNSPECIFIED]: "started",
+  [DependencyCondition.STARTED]: "started",
+  [DependencyCondition.READY]: "ready",
+  [DependencyCondition.EXITED_OK]: "exited-ok",
 };
 
 /** The state as a lowercase word: running, backoff, stopping, stopped, exited, failed... */
@@ -66,6 +93,27 @@ export function nextRestart(process: Process, nowMs: number): string {
   return inMs > 0 ? `restart in ${formatElapsed(inMs)}` : "restart due now";
 }
 
+/** What a waiting process waits for, as `waiting for db, migrate`; empty otherwise. */
+export function waitingFor(process: Process, safe: Escape): string {
+  if (process.state !== State.WAITING || process.waitingFor.length === 0) return "";
+  return `waiting for ${process.waitingFor.map(safe).join(", ")}`;
+}
+
+/** What follows a process's row or line: when a backoff restarts, or what a waiting one waits for. */
+function stateNote(process: Process, nowMs: number, safe: Escape): string {
+  return nextRestart(process, nowMs) || waitingFor(process, safe);
+}
+
+/** The CPU time of a process's tree, `1.2s`; `-` without a run to measure. */
+export function cpuUsage(process: Process): string {
+  return process.pid === 0 ? "-" : formatCpuSeconds(process.cpuSeconds);
+}
+
+/** The resident memory of a process's tree, `12.3 MiB`; `-` without a run to measure. */
+export function memoryUsage(process: Process): string {
+  return process.pid === 0 ? "-" : formatBytes(process.rssBytes);
+}
+
 /**
  * Lays `rows` out in columns two spaces apart, every column as wide as its
  * widest cell; trailing spaces are trimmed.
@@ -87,27 +135,44 @@ export function table(rows: readonly (readonly string[])[]): string {
     .join("\n");
 }
 
-/** The `ls` table: a header and one row per process; a backoff's restart time trails its row. */
-export function processTable(processes: readonly Process[], nowMs: number, safe: Escape): string {
-  const header = ["NAME", "STATE", "PID", "UPTIME", "RESTARTS", "LAST EXIT"];
+/**
+ * The `ls` table: a header and one row per process, with CPU and MEM after
+ * UPTIME when `includeStats`; a backoff's restart time, or what a waiting
+ * process waits for, trails its row.
+ */
+export function processTable(
+  processes: readonly Process[],
+  nowMs: number,
+  safe: Escape,
+  format: ProcessFormat = {},
+): string {
+  const stats = format.includeStats ?? false;
+  const header = ["NAME", "STATE", "PID", "UPTIME"];
+  if (stats) header.push("CPU", "MEM");
+  header.push("RESTARTS", "LAST EXIT");
   const rows = processes.map((p) => {
     const row = [
       safe(p.spec?.name ?? "?"),
       stateName(p.state),
       p.pid === 0 ? "-" : String(p.pid),
       uptime(p, nowMs),
-      String(p.restartCount),
-      exitSummary(p.lastExit, safe),
     ];
-    const next = nextRestart(p, nowMs);
-    return next === "" ? row : [...row, next];
+    if (stats) row.push(cpuUsage(p), memoryUsage(p));
+    row.push(String(p.restartCount), exitSummary(p.lastExit, safe));
+    const note = stateNote(p, nowMs, safe);
+    return note === "" ? row : [...row, note];
   });
   return table([header, ...rows]);
 }
 
-/** One line about a process: `web running pid 1234`, `web stopped (SIGTERM)`, `web backoff (exit 1), restart in 2s`. */
+/**
+ * One line about a process: `web running pid 1234`, `web stopped (SIGTERM)`,
+ * `web backoff (exit 1), restart in 2s`, `api waiting for db, migrate`.
+ */
 export function processLine(process: Process, nowMs: number, safe: Escape): string {
   const name = safe(process.spec?.name ?? "?");
+  const waiting = waitingFor(process, safe);
+  if (waiting !== "") return `${name} ${waiting}`;
   const state = stateName(process.state);
   const pid = process.pid === 0 ? "" : ` pid ${process.pid}`;
   const lastExit = exitSummary(process.lastExit, safe);
@@ -116,8 +181,17 @@ export function processLine(process: Process, nowMs: number, safe: Escape): stri
   return `${name} ${state}${pid}${how}${next === "" ? "" : `, ${next}`}`;
 }
 
-/** What `get` prints: every field of the process, one per line. */
-export function processDetails(process: Process, nowMs: number, safe: Escape): string {
+/**
+ * What `get` prints: every field of the process, one per line; a field that
+ * is unset or means nothing here (success codes under a policy other than
+ * on-failure) is left out. With `includeStats`, the tree's CPU and memory.
+ */
+export function processDetails(
+  process: Process,
+  nowMs: number,
+  safe: Escape,
+  format: ProcessFormat = {},
+): string {
   const spec = process.spec;
   const rows: [string, string][] = [
     ["name", safe(spec?.name ?? "?")],
@@ -130,7 +204,15 @@ export function processDetails(process: Process, nowMs: number, safe: Escape): s
   ];
   const next = nextRestart(process, nowMs);
   if (next !== "") rows.push(["next", next]);
+  if (process.waitingFor.length > 0) {
+    rows.push(["waiting for", process.waitingFor.map(safe).join(", ")]);
+  }
+  // Ready is about the current run; a process with a probe says "no" between runs too.
+  if (spec?.ready !== undefined || process.state === State.RUNNING) {
+    rows.push(["ready", process.ready ? "yes" : "no"]);
+  }
   if (process.lastSpawnError !== "") rows.push(["spawn error", safe(process.lastSpawnError)]);
+  if (format.includeStats) rows.push(["cpu", cpuUsage(process)], ["memory", memoryUsage(process)]);
   rows.push(["restart delay", formatDuration(process.restartDelay)]);
   rows.push(["command", safe(quoteArgs(spec?.args ?? []))]);
   if (spec?.cwd) rows.push(["cwd", safe(spec.cwd)]);
@@ -146,7 +228,60 @@ export function processDetails(process: Process, nowMs: number, safe: Escape): s
     ["min restart delay", formatDuration(spec?.minRestartDelay)],
     ["max restart delay", formatDuration(spec?.maxRestartDelay)],
   );
+  if (spec) rows.push(...policyRows(spec, safe));
   return table(rows.map(([key, value]) => [`${key}:`, value]));
+}
+
+/** The `get` lines of the end policy, the dependencies, the probe and the memory cap. */
+function policyRows(spec: ProcessSpec, safe: Escape): [string, string][] {
+  const rows: [string, string][] = [
+    ["stop signal", safe(spec.stopSignal || "SIGTERM")],
+    ["restart policy", RESTART_NAMES[spec.restart] ?? `policy ${spec.restart}`],
+  ];
+  if (spec.restart === RestartPolicy.ON_FAILURE) {
+    const codes = spec.successExitCodes.length > 0 ? spec.successExitCodes : [0];
+    rows.push(["success codes", codes.join(",")]);
+  }
+  if (spec.maxInstantDeaths > 0) {
+    rows.push(["give up after", `${spec.maxInstantDeaths} instant deaths in a row`]);
+  }
+  if (spec.dependsOn.length > 0) {
+    const deps = spec.dependsOn.map(
+      (d) => `${safe(d.name)} (${CONDITION_NAMES[d.condition] ?? `condition ${d.condition}`})`,
+    );
+    rows.push(["depends on", deps.join(", ")]);
+  }
+  if (spec.ready) rows.push(["ready check", probeSummary(spec.ready, safe)]);
+  if (spec.maxRssBytes > 0n) rows.push(["max rss", formatSize(spec.maxRssBytes)]);
+  return rows;
+}
+
+/**
+ * A readiness probe in a line: `tcp 127.0.0.1:5432 every 1s, timeout 1s`,
+ * with `, first after 2s` when it has an initial delay; unset timings are
+ * the daemon's defaults, 1s.
+ */
+export function probeSummary(probe: ReadinessProbe, safe: Escape): string {
+  let check: string;
+  switch (probe.check.case) {
+    case "exec":
+      check = `exec ${safe(quoteArgs(probe.check.value.args))}`;
+      break;
+    case "tcp": {
+      const host = probe.check.value.host || "127.0.0.1";
+      check = `tcp ${safe(host.includes(":") ? `[${host}]` : host)}:${probe.check.value.port}`;
+      break;
+    }
+    case "http":
+      check = `http ${safe(probe.check.value.url)}`;
+      break;
+    default:
+      check = "no check";
+  }
+  const second = (d: typeof probe.period) => (d === undefined ? "1s" : formatDuration(d));
+  const delay = durationToMs(probe.initialDelay) > 0;
+  const first = delay ? `, first after ${formatDuration(probe.initialDelay)}` : "";
+  return `${check} every ${second(probe.period)}, timeout ${second(probe.timeout)}${first}`;
 }
 
 /** One line per event: `12:00:01.123  #42  web  started pid 1234`. */
@@ -185,6 +320,12 @@ export function eventSummary(event: Event, safe: Escape): string {
       return `stopped (${STOP_REASONS[kind.value.reason] ?? "unknown reason"})`;
     case "gaveUp":
       return `gave up after ${kind.value.instantDeaths} instant deaths in a row`;
+    case "ready":
+      return "ready";
+    case "unready":
+      return `unready: ${safe(kind.value.error)}`;
+    case "waiting":
+      return `waiting for ${kind.value.names.map(safe).join(", ")}`;
     case "spawnFailed":
       return `spawn failed: ${safe(kind.value.error)}`;
     case "output": {

@@ -5,15 +5,33 @@ import { readFileSync } from "node:fs";
 import { defaultSocketPath } from "@procmon/api/socket";
 import { Command, CommanderError } from "commander";
 import { Code, hasCode, ProcmonError } from "../errors.js";
-import { dirArg, durationArg, envArg, idArg, seqArg, timeoutArg } from "./arguments.js";
+import {
+  countArg,
+  dependencyArg,
+  dirArg,
+  durationArg,
+  envArg,
+  exitCodesArg,
+  httpUrlArg,
+  idArg,
+  restartArg,
+  rssArg,
+  seqArg,
+  signalArg,
+  tcpArg,
+  timeoutArg,
+  wordsArg,
+} from "./arguments.js";
 import {
   type AddFlags,
   add,
+  addFlagsProblem,
   get,
   list,
   remove,
   restart,
   restartAll,
+  type StatsFlags,
   start,
   stop,
   version,
@@ -100,13 +118,77 @@ export function buildProgram(argv: readonly string[], io: Io): Command {
     .option("--uid <n>", "run as this user id (needs a root daemon)", idArg)
     .option("--gid <n>", "run as this group id (needs a root daemon)", idArg)
     .option("--threshold <duration>", "runs shorter than this are instant deaths", durationArg)
-    .option("--kill-time <duration>", "how long after SIGTERM to send SIGKILL", durationArg)
+    .option("--kill-time <duration>", "how long after the stop signal to send SIGKILL", durationArg)
     .option("--min-restart-delay <duration>", "first backoff delay", durationArg)
     .option("--max-restart-delay <duration>", "cap of the doubling backoff delay", durationArg)
+    .option(
+      "--restart <policy>",
+      "after a run that ended by itself: always, on-failure (not after a success exit code) or never (a one-shot task) (default: always)",
+      restartArg,
+    )
+    .option(
+      "--success-exit-codes <codes>",
+      "the exit codes that are a success for --restart on-failure, as 0,2 (default: 0)",
+      exitCodesArg,
+    )
+    .option(
+      "--max-instant-deaths <n>",
+      "give up (state failed) after this many instant deaths in a row (default: 0, never)",
+      countArg,
+    )
+    .option(
+      "--stop-signal <signal>",
+      "the first signal of a stop: TERM, INT, QUIT, HUP, USR1 or USR2, with or without SIG (default: SIGTERM)",
+      signalArg,
+    )
+    .option(
+      "--depends-on <name[:condition]>",
+      "start only once NAME is started, ready or exited-ok (default: started; repeatable)",
+      dependencyArg,
+    )
+    .option(
+      "--ready-exec <command>",
+      "ready once this command exits 0 (split into words, not run by a shell)",
+      wordsArg,
+    )
+    .option(
+      "--ready-tcp <address>",
+      "ready once a TCP connect to [HOST:]PORT succeeds (default host: 127.0.0.1)",
+      tcpArg,
+    )
+    .option("--ready-http <url>", "ready once a GET of this URL answers 2xx", httpUrlArg)
+    .option("--ready-period <duration>", "between two readiness checks (default: 1s)", durationArg)
+    .option(
+      "--ready-timeout <duration>",
+      "a readiness check taking longer fails (default: 1s)",
+      durationArg,
+    )
+    .option(
+      "--ready-initial-delay <duration>",
+      "before the first readiness check of a run (default: 0)",
+      durationArg,
+    )
+    .option(
+      "--max-rss <size>",
+      "restart it when its tree's resident memory stays above this, as 512MiB (default: no cap)",
+      rssArg,
+    )
     .addHelpText(
       "after",
       `\nUnset timings take the daemon's defaults.${DURATIONS_HELP}\n\n` +
-        "Example:\n  procmonctl add web --env PORT=8080 -- node server.js --verbose",
+        "A readiness probe has one check: --ready-exec, --ready-tcp or --ready-http.\n" +
+        "--ready-exec's command is split into words as a shell would split it (quotes\n" +
+        "and backslashes work) but is not run by one: write --ready-exec 'sh -c \"...\"'\n" +
+        "for pipes or $VARIABLES. It runs as the process, in its cwd and environment.\n\n" +
+        "--depends-on reads a condition after the last colon only if it is started,\n" +
+        "ready or exited-ok (names may hold colons): --depends-on db:ready.\n\n" +
+        "Sizes are binary: 512M and 512MiB are both 512 x 1024 x 1024 bytes; B, K/KiB,\n" +
+        "M/MiB, G/GiB, T/TiB; 1MiB at least (0: no cap).\n\n" +
+        "Examples:\n" +
+        "  procmonctl add web --env PORT=8080 -- node server.js --verbose\n" +
+        "  procmonctl add db --ready-tcp 5432 --stop-signal INT -- postgres -D /srv/pg\n" +
+        "  procmonctl add migrate --restart never --depends-on db:ready -- ./migrate.sh\n" +
+        "  procmonctl add api --depends-on migrate:exited-ok --max-rss 512MiB -- ./api",
     )
     .action(async (name: string, args: string[], flags: AddFlags, command: Command) => {
       // Without `--`, the command's own options would be read as add's.
@@ -116,6 +198,10 @@ export function buildProgram(argv: readonly string[], io: Io): Command {
           exitCode: EXIT_USAGE,
           code: "procmonctl.missingDashDash",
         });
+      }
+      const problem = addFlagsProblem(flags);
+      if (problem !== undefined) {
+        command.error(problem, { exitCode: EXIT_USAGE, code: "procmonctl.badAddFlags" });
       }
       await inSession(command, (s) => add(s, name, args, flags));
     });
@@ -142,7 +228,14 @@ export function buildProgram(argv: readonly string[], io: Io): Command {
     .command("restart-all")
     .summary("restart every running or backing-off process at once")
     .action((_flags: object, command: Command) => inSession(command, restartAll));
-  byName("get", "show one process in detail", get);
+  program
+    .command("get")
+    .summary("show one process in detail")
+    .argument("<name>", "the process's name")
+    .option("--stats", "also show the CPU time and resident memory of its process tree")
+    .action((name: string, flags: StatsFlags, command: Command) =>
+      inSession(command, (s) => get(s, name, flags)),
+    );
   program
     .command("ls")
     .summary("list every process")
@@ -150,7 +243,8 @@ export function buildProgram(argv: readonly string[], io: Io): Command {
       "Lists every process as a table; with --json, {processes, lastEventSeq}: pass\n" +
         "lastEventSeq to watch --since to follow the changes after this snapshot.",
     )
-    .action((_flags: object, command: Command) => inSession(command, list));
+    .option("--stats", "add CPU (time used) and MEM (resident memory) of each process tree")
+    .action((flags: StatsFlags, command: Command) => inSession(command, (s) => list(s, flags)));
 
   program
     .command("version")
