@@ -287,10 +287,7 @@ describe("memory cap and stats", () => {
     await waitFor(() => gone(hog.pid));
     await d.client.addProcess({ name: "tree", args: ["sh", "-c", "sleep 100 & sleep 100 & wait"] });
     await waitFor(async () => (await d.client.getProcess("tree")).state === State.RUNNING);
-    const list = d.client.listProcesses as (o: { includeStats: boolean }) => ReturnType<
-      typeof d.client.listProcesses
-    >;
-    const { processes } = await list({ includeStats: true });
+    const { processes } = await d.client.listProcesses({ includeStats: true });
     const tree = processes.find((p) => p.spec?.name === "tree");
     expect(Number(tree?.rssBytes ?? 0n)).toBeGreaterThan(0);
     expect(tree?.cpuSeconds).toBeGreaterThanOrEqual(0);
