@@ -248,6 +248,40 @@ describe("dependencies and readiness probes", () => {
     expect((await d.client.getProcess("migrate")).state).toBe(State.EXITED);
   });
 
+  it("a dependent is left alone when its dependency restarts; one whose dependency gave up waits, naming it", async () => {
+    const d = await start();
+    const watch = await openWatch(d.socket);
+    await d.client.addProcess({ name: "db", args: ["sleep", "100"] });
+    const web = await d.client.addProcess({
+      name: "web",
+      args: ["sleep", "100"],
+      dependsOn: [{ name: "db" }],
+    });
+    await waitFor(async () => (await d.client.getProcess("web")).state === State.RUNNING);
+    const running = await d.client.getProcess("web");
+    await d.client.restartProcess("db");
+    expect((await d.client.getProcess("web")).pid).toBe(running.pid);
+    expect(watch.events.filter((e) => e.process === "web" && e.kind.case === "stopping")).toEqual(
+      [],
+    );
+    expect(web.state).not.toBe(State.STOPPED);
+    // A dependency that can never start, and one not registered at all.
+    await d.client.addProcess({
+      name: "broken",
+      args: ["sh", "-c", "exit 1"],
+      maxInstantDeaths: 1,
+    });
+    await d.client.addProcess({
+      name: "app",
+      args: ["sleep", "100"],
+      dependsOn: [{ name: "broken" }, { name: "ghost" }],
+    });
+    await watch.waitForEvent((e) => e.process === "broken" && e.kind.case === "gaveUp", 5_000);
+    const app = await d.client.getProcess("app");
+    expect(app).toMatchObject({ state: State.WAITING, pid: 0 });
+    expect([...app.waitingFor].sort()).toEqual(["broken", "ghost"]);
+  });
+
   it("SIGTERM stops dependents before their dependencies", async () => {
     const d = await start();
     await d.client.addProcess({ name: "db", args: ["sleep", "100"] });

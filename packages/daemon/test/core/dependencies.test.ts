@@ -109,6 +109,29 @@ describe("depends_on: started", () => {
   });
 });
 
+describe("a dependency that fails", () => {
+  it("one the monitor gave up on keeps its dependents waiting, naming it, until it runs", async () => {
+    const h = makeSupervisor();
+    h.sup.add(h.spec("db", { maxInstantDeaths: 1 }));
+    h.sup.add(h.spec("web", { dependsOn: [on("db")] }));
+    await flushMicrotasks();
+    const web = h.spawner.children.filter((c) => c.request.args[0] === "/bin/web");
+    h.spawner.lastOf("db").exit(1);
+    await flushMicrotasks();
+    expect(states(h)).toEqual({ db: "failed", web: web.length > 0 ? "running" : "waiting" });
+    // web started while db ran; a dependent that dies now waits for it.
+    if (web.length > 0) {
+      h.clock.advance(5_000);
+      h.spawner.lastOf("web").exit(1);
+      await flushMicrotasks();
+    }
+    expect(h.sup.get("web")).toMatchObject({ state: "waiting", waitingFor: ["db"] });
+    await h.sup.start("db");
+    await flushMicrotasks();
+    expect(states(h)).toEqual({ db: "running", web: "running" });
+  });
+});
+
 describe("depends_on: ready and exited-ok", () => {
   it("a web app waits for its database to be ready, not just running", async () => {
     const prober = new FakeProber();
