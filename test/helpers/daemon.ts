@@ -95,8 +95,27 @@ export interface DaemonRun {
 
 const live = new Set<Procmond>();
 const tempDirs = new Set<string>();
-/** Every procmon-shim a daemon of the tests logged: a daemon killed, or detached, leaves its shim. */
-const shims = new Set<number>();
+/**
+ * Every procmon-shim a daemon of the tests logged, with its start time when
+ * it was recorded: a daemon killed, or detached, leaves its shim.
+ */
+const shims = new Map<number, string | undefined>();
+
+/** Field 22 of /proc/<pid>/stat; undefined once it is gone. */
+function startTimeOf(pid: number): string | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return text.slice(text.lastIndexOf(")") + 2).split(" ")[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/** Remembers a shim to end once no daemon of the tests runs (a gone one is not remembered). */
+function noteShim(pid: number): void {
+  const startTime = startTimeOf(pid);
+  if (startTime !== undefined && !shims.has(pid)) shims.set(pid, startTime);
+}
 
 /** A fresh temp dir, removed by {@link cleanupAll}. */
 export function makeTempDir(prefix = "procmon-it-"): string {
@@ -291,7 +310,7 @@ export async function startProcmond(
       // A daemon that did not shut down cleanly may leave its children behind:
       // end the groups it started and never saw exit, and no other process.
       if (code !== 0) killLeftoverChildren(logs);
-      for (const line of logs) if (typeof line.shimPid === "number") shims.add(line.shimPid);
+      for (const line of logs) if (typeof line.shimPid === "number") noteShim(line.shimPid);
       live.delete(handle);
       // Only once no daemon of the tests runs: a later daemon may have attached to this one's shim.
       if (live.size === 0) killStrayShims();
@@ -330,7 +349,7 @@ export async function startProcmond(
  * pid may have been reused); their children die with them.
  */
 export function killStrayShims(): void {
-  for (const pid of shims) {
+  for (const [pid, startTime] of shims) {
     shims.delete(pid);
     let command = "";
     try {
@@ -338,7 +357,8 @@ export function killStrayShims(): void {
     } catch {
       continue;
     }
-    if (!command.includes("procmon-shim")) continue;
+    // The very process: its pid may have been reused, even by another test's shim.
+    if (!command.includes("procmon-shim") || startTimeOf(pid) !== startTime) continue;
     try {
       process.kill(pid, "SIGKILL");
     } catch {
@@ -400,6 +420,8 @@ export function runProcmond(
     }, timeoutMs);
     child.on("close", (code, signal) => {
       clearTimeout(timer);
+      // One that did start and was killed leaves its shim: cleanupAll ends it.
+      for (const m of stdout.matchAll(/"shimPid":(\d+)/g)) noteShim(Number(m[1]));
       resolveRun({ code, signal, stdout, stderr });
     });
   });

@@ -37,31 +37,33 @@ export function unmet(
 }
 
 /**
- * A cycle among `graph`'s dependencies (names → the names they depend on),
- * as the path that closes it (`["a", "b", "a"]`); undefined when there is none.
- * Names not in the graph end a path: they are waited for, never a cycle.
+ * A cycle among the dependencies (`next(name)`: the names `name` depends on,
+ * undefined for a name not registered), as the path that closes it
+ * (`["a", "b", "a"]`); undefined when there is none. The search starts from
+ * `from`: when the rest was acyclic before they changed, any cycle passes
+ * through one of them. Names not registered end a path: they are waited for.
  */
 export function findCycle(
-  graph: ReadonlyMap<string, readonly string[]>,
-  /** Where to look first: the message of a refusal starts at the spec being added. */
-  from: readonly string[] = [],
+  next: (name: string) => readonly string[] | undefined,
+  from: Iterable<string>,
 ): string[] | undefined {
   const done = new Set<string>();
   const onPath: string[] = [];
   const visit = (name: string): string[] | undefined => {
     const at = onPath.indexOf(name);
     if (at >= 0) return [...onPath.slice(at), name];
-    if (done.has(name) || !graph.has(name)) return undefined;
+    const edges = done.has(name) ? undefined : next(name);
+    if (edges === undefined) return undefined;
     onPath.push(name);
-    for (const next of graph.get(name) ?? []) {
-      const cycle = visit(next);
+    for (const edge of edges) {
+      const cycle = visit(edge);
       if (cycle) return cycle;
     }
     onPath.pop();
     done.add(name);
     return undefined;
   };
-  for (const name of [...from, ...graph.keys()]) {
+  for (const name of from) {
     const cycle = visit(name);
     if (cycle) return cycle;
   }
@@ -69,14 +71,14 @@ export function findCycle(
 }
 
 /**
- * Refuses a registry whose dependencies would make a cycle.
+ * Refuses dependencies that make a cycle (see {@link findCycle}).
  * @throws ProcmonError invalid_argument naming the cycle: `"a" -> "b" -> "a"`.
  */
 export function refuseCycles(
-  graph: ReadonlyMap<string, readonly string[]>,
-  from: readonly string[] = [],
+  next: (name: string) => readonly string[] | undefined,
+  from: Iterable<string>,
 ): void {
-  const cycle = findCycle(graph, from);
+  const cycle = findCycle(next, from);
   if (cycle === undefined) return;
   throw new ProcmonError(
     "invalid_argument",

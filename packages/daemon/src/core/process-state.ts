@@ -212,10 +212,14 @@ export function childOf(state: State): Child | undefined {
   return state.kind === "running" || state.kind === "stopping" ? state.child : undefined;
 }
 
+/** The state a process shows: a spawn under way shows as what it left, as no event has said otherwise. */
+export function shownState(state: State): Exclude<State, Starting> {
+  return state.kind === "starting" ? state.from : state;
+}
+
 /** A snapshot of `entry`, as the API reports it. */
 export function viewOf(entry: Entry): ProcessView {
-  // A spawn under way shows as what it left: no event has said otherwise.
-  const state = entry.state.kind === "starting" ? entry.state.from : entry.state;
+  const state = shownState(entry.state);
   return {
     spec: entry.spec,
     state: state.kind,

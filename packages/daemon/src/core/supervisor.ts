@@ -14,6 +14,7 @@ import {
   newEntry,
   type State,
   type Stopping,
+  shownState,
   stopped,
   viewOf,
 } from "./process-state.js";
@@ -107,21 +108,15 @@ export class Supervisor {
    * @throws ProcmonError invalid_argument naming the cycle.
    */
   refuseCycles(specs: readonly ProcessSpec[]): void {
-    const graph = new Map<string, readonly string[]>();
-    for (const entry of this.entries.values()) {
-      graph.set(
-        entry.spec.name,
-        entry.spec.dependsOn.map((d) => d.name),
-      );
-    }
-    for (const spec of specs)
-      graph.set(
-        spec.name,
-        spec.dependsOn.map((d) => d.name),
-      );
+    // A spec without dependencies closes no cycle: most adds cost nothing here.
+    const changed = specs.filter((s) => s.dependsOn.length > 0);
+    if (changed.length === 0) return;
+    const given = new Map(specs.map((s) => [s.name, s]));
+    const next = (name: string) =>
+      (given.get(name) ?? this.entries.get(name)?.spec)?.dependsOn.map((d) => d.name);
     refuseCycles(
-      graph,
-      specs.map((s) => s.name),
+      next,
+      changed.map((s) => s.name),
     );
   }
 
@@ -306,8 +301,12 @@ export class Supervisor {
   private dependencyState(name: string): DependencyState | undefined {
     const entry = this.entries.get(name);
     if (entry === undefined) return undefined;
-    const view = viewOf(entry);
-    return { state: view.state, ready: view.ready, lastExitCode: entry.lastExit?.code };
+    const state = shownState(entry.state);
+    return {
+      state: state.kind,
+      ready: childOf(state) !== undefined && entry.ready,
+      lastExitCode: entry.lastExit?.code,
+    };
   }
 
   /** Keeps the set of waiting processes as their states change. */

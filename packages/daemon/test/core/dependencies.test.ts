@@ -21,34 +21,18 @@ const states = (h: ReturnType<typeof makeSupervisor>) =>
   Object.fromEntries(h.sup.list().map((v) => [v.spec.name, v.state]));
 
 describe("findCycle", () => {
+  const search = (graph: Record<string, string[]>, from = Object.keys(graph)) =>
+    findCycle((name) => graph[name], from);
+
   it("names the path that closes a cycle, and none for a DAG or a missing name", () => {
-    expect(
-      findCycle(
-        new Map([
-          ["a", ["b"]],
-          ["b", ["a"]],
-        ]),
-      ),
-    ).toEqual(["a", "b", "a"]);
-    expect(
-      findCycle(
-        new Map([
-          ["a", ["b"]],
-          ["b", ["c"]],
-          ["c", ["b"]],
-        ]),
-      ),
-    ).toEqual(["b", "c", "b"]);
-    expect(findCycle(new Map([["a", ["a"]]]))).toEqual(["a", "a"]);
-    expect(
-      findCycle(
-        new Map([
-          ["a", ["b", "c"]],
-          ["b", ["c"]],
-          ["c", ["ghost"]],
-        ]),
-      ),
-    ).toBeUndefined();
+    expect(search({ a: ["b"], b: ["a"] })).toEqual(["a", "b", "a"]);
+    expect(search({ a: ["b"], b: ["c"], c: ["b"] })).toEqual(["b", "c", "b"]);
+    expect(search({ a: ["a"] })).toEqual(["a", "a"]);
+    expect(search({ a: ["b", "c"], b: ["c"], c: ["ghost"] })).toBeUndefined();
+  });
+
+  it("starts from the names given: a cycle through them is found from there", () => {
+    expect(search({ a: ["b"], b: ["c"], c: ["a"] }, ["c"])).toEqual(["c", "a", "b", "c"]);
   });
 });
 
@@ -292,5 +276,24 @@ describe("max_rss_bytes", () => {
     h.add("plain");
     h.clock.advance(60_000);
     expect(stats.samples).toBe(0);
+  });
+});
+
+describe("RestartAll in dependency order", () => {
+  it("a dependent whose dependency is being restarted too waits for its new run", async () => {
+    const h = makeSupervisor();
+    h.add("db");
+    h.sup.add(h.spec("web", { dependsOn: [on("db")] }));
+    const [db, web] = [h.spawner.lastOf("db"), h.spawner.lastOf("web")];
+    const done = h.sup.restartAll();
+    web.kill("SIGTERM");
+    await flushMicrotasks();
+    expect(h.sup.get("web")).toMatchObject({ state: "waiting", waitingFor: ["db"] });
+    db.kill("SIGTERM");
+    await flushMicrotasks();
+    await done;
+    const started = ofKind(h.events, "started").slice(-2);
+    expect(started.map((e) => e.process)).toEqual(["db", "web"]);
+    expect(states(h)).toEqual({ db: "running", web: "running" });
   });
 });

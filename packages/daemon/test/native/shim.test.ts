@@ -945,7 +945,8 @@ describe.each(built)("$label", ({ file: binary }) => {
       // Beta exits while no daemon is attached.
       writeFileSync(go, "\n");
       await until("beta's reap", () => procStat(b.pid) === undefined);
-      const attachedAt = BigInt(Date.now()) * 1_000_000n;
+      // A millisecond on: Date.now() is the reap's time truncated, and may equal its millisecond.
+      const attachedAt = BigInt(Date.now() + 1) * 1_000_000n;
       expect([alive(a), alive(c)]).toEqual([true, true]);
       const d = await h.connect(p);
       const { hello, children } = await d.inventory();

@@ -1,6 +1,7 @@
-// The README's "Policies" examples, read out of the README itself and run
-// against real daemons: the procmonctl lines, the config file and the SDK
-// script each bring up the same five processes, with the same outcome.
+// The README's "Policies" recipes, the companion of recipes.test.ts (which runs
+// its grpcurl and buf curl recipes): read out of the README itself and run against
+// real daemons. The procmonctl lines, the config file and the SDK script each
+// bring up the same five processes, with the same outcome.
 import { execFile } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
