@@ -5,6 +5,7 @@ import { resolve } from "node:path";
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import { DurationError, parseDuration, parseDurationMs } from "@procmon/api/duration";
 import { DependencyCondition, RestartPolicy } from "@procmon/api/gen/procmon/v1/procmon_pb.js";
+import { STOP_SIGNALS } from "@procmon/api/signals";
 import { InvalidArgumentError } from "commander";
 import { parseSize } from "./sizes.js";
 
@@ -85,16 +86,6 @@ export function countArg(text: string): number {
   }
   return Number(text);
 }
-
-/** The signals a stop may begin with (SIGKILL always follows after the kill time). */
-export const STOP_SIGNALS = [
-  "SIGTERM",
-  "SIGINT",
-  "SIGQUIT",
-  "SIGHUP",
-  "SIGUSR1",
-  "SIGUSR2",
-] as const;
 
 /** `--stop-signal QUIT`: one of {@link STOP_SIGNALS}, in any case, with or without SIG. */
 export function signalArg(text: string): string {

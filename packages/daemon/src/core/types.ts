@@ -1,3 +1,4 @@
+import type { StopSignalName } from "@procmon/api/signals";
 /** Supervision timings, all in milliseconds. */
 export interface Policy {
   /** A run shorter than this is an instant death. Defaults to 1000. */
@@ -39,18 +40,7 @@ export interface RunSpec {
 /** What follows a run that ended by itself: always restarted (Twisted), unless it succeeded, or never. */
 export type RestartPolicy = "always" | "on-failure" | "never";
 
-/** The signals a stop may begin with (SIGKILL follows after kill_time). */
-export const STOP_SIGNALS = [
-  "SIGTERM",
-  "SIGINT",
-  "SIGQUIT",
-  "SIGHUP",
-  "SIGUSR1",
-  "SIGUSR2",
-] as const;
-
-/** A stop's first signal. */
-export type StopSignalName = (typeof STOP_SIGNALS)[number];
+export { STOP_SIGNALS, type StopSignalName } from "@procmon/api/signals";
 
 /** How a run's end is followed, and how a stop begins. */
 export interface EndPolicy {
