@@ -4,11 +4,11 @@
 // each grpcurl line is mapped to its buf curl equivalent). Also: Health/Check
 // answers NOT_SERVING while the daemon shuts down.
 import { type ChildProcess, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { isNotFound, isUnavailable } from "@procmon/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cleanupAll, type Procmond, ROOT, startProcmond } from "./helpers/daemon.js";
+import { cleanupAll, makeTempDir, type Procmond, ROOT, startProcmond } from "./helpers/daemon.js";
 
 const BUF = join(ROOT, "node_modules/.bin/buf");
 const README = readFileSync(join(ROOT, "README.md"), "utf8");
@@ -310,11 +310,13 @@ const RPCS = [
   "GetDaemonInfo",
   "GetProcess",
   "ListProcesses",
+  "ReloadConfig",
   "RemoveProcess",
   "RestartAll",
   "RestartProcess",
   "StartProcess",
   "StopProcess",
+  "UpdateProcess",
   "WatchEvents",
 ];
 
@@ -397,6 +399,11 @@ async function check(recipe: Recipe, d: Procmond, pids: Map<string, number>): Pr
       }
       return;
     }
+    case "procmon.v1.ProcessMonitor/ReloadConfig": {
+      // The daemon's config file holds no process: nothing to add, remove or change.
+      expect(out).toEqual({});
+      return;
+    }
     case "procmon.v1.ProcessMonitor/RemoveProcess": {
       expect(out.process?.spec.name).toBe(name);
       const gone = await d.client.getProcess(name).catch((err: unknown) => err);
@@ -413,13 +420,16 @@ async function check(recipe: Recipe, d: Procmond, pids: Map<string, number>): Pr
     StopProcess: "STATE_STOPPED",
     StartProcess: "STATE_RUNNING",
     RestartProcess: "STATE_RUNNING",
+    UpdateProcess: "STATE_RUNNING",
   };
   expect({ rpc, state: p?.state }).toEqual({ rpc, state: expected[rpc ?? ""] ?? "a known RPC" });
   // The same as the SDK sees it; a start or restart gives a new pid.
   const now = await d.client.getProcess(name);
   expect(p?.pid ?? 0).toBe(now.pid);
-  if (rpc === "StartProcess" || rpc === "RestartProcess") expect(now.pid).not.toBe(pids.get(name));
-  if (rpc === "AddProcess") {
+  if (rpc === "StartProcess" || rpc === "RestartProcess" || rpc === "UpdateProcess") {
+    expect(now.pid).not.toBe(pids.get(name));
+  }
+  if (rpc === "AddProcess" || rpc === "UpdateProcess") {
     const body = JSON.parse(recipe.body ?? "{}") as { process: { args: string[] } };
     expect(p?.spec.args).toEqual(body.process.args);
   }
@@ -435,7 +445,10 @@ describe("the README's recipes, through reflection, with buf curl", () => {
   const pids = new Map<string, number>();
 
   beforeAll(async () => {
-    d = await startProcmond(["--kill-time", "1s"]);
+    // A config of no process, for ReloadConfig's recipe.
+    const config = join(makeTempDir("procmon-recipes-"), "processes.yaml");
+    writeFileSync(config, "processes: []\n");
+    d = await startProcmond(["--kill-time", "1s", "--config", config]);
   });
   afterAll(cleanupAll);
 

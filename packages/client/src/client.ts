@@ -19,6 +19,7 @@ import {
   type Process,
   ProcessMonitor,
   type ProcessSpecSchema,
+  type ReloadConfigResponse,
   type WatchEventsRequestSchema,
 } from "@procmon/api/gen/procmon/v1/procmon_pb.js";
 import { grpcMethodDefinition } from "@procmon/api/grpc";
@@ -89,6 +90,17 @@ export interface ProcmonClient {
   listProcesses(options?: ProcessQueryOptions): Promise<ProcessList>;
   /** Says what the daemon is: its version, pid, and what spawns its children. */
   getDaemonInfo(options?: CallOptions): Promise<GetDaemonInfoResponse>;
+  /**
+   * Replaces a process's spec (matched by its name): restarted with it if
+   * anything but the name changed; resolves with the process.
+   */
+  updateProcess(spec: ProcessSpecInit, options?: CallOptions): Promise<Process>;
+  /**
+   * Re-reads the daemon's --config, as SIGHUP does; resolves with the names
+   * added, removed, changed and unchanged.
+   * @throws ProcmonError FAILED_PRECONDITION without --config, INVALID_ARGUMENT for a bad file.
+   */
+  reloadConfig(options?: CallOptions): Promise<ReloadConfigResponse>;
   /** The raw WatchEvents stream: events until aborted or the daemon ends it. */
   watchEvents(request?: WatchEventsInit, options?: CallOptions): AsyncIterable<Event>;
   /**
@@ -247,6 +259,8 @@ export function createClient(options: ClientOptions = {}): ProcmonClient {
     getProcess: (name, o) =>
       processOf(unary(m.getProcess, { name, includeStats: o?.includeStats ?? false }, o)),
     getDaemonInfo: (o) => unary(m.getDaemonInfo, {}, o),
+    updateProcess: (spec, o) => processOf(unary(m.updateProcess, { process: spec }, o)),
+    reloadConfig: (o) => unary(m.reloadConfig, {}, o),
     listProcesses: async (o) => {
       const request = { includeStats: o?.includeStats ?? false };
       const { processes, lastEventSeq } = await unary(m.listProcesses, request, o);

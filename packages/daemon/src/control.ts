@@ -27,6 +27,14 @@ export interface SpecJsonCodec {
   decode(json: unknown): SpecInput;
 }
 
+/** What a reload of the config did, by process name. */
+export interface ReloadSummary {
+  readonly added: string[];
+  readonly removed: string[];
+  readonly changed: string[];
+  readonly unchanged: string[];
+}
+
 /** Caps that keep one client from exhausting the daemon. */
 export interface Limits {
   /** The most processes registered at once. Defaults to 10000. */
@@ -202,7 +210,7 @@ export class Control {
    * one is refused, and then nothing changes.
    * @throws ProcmonError invalid_argument naming the entry and the process.
    */
-  async applyConfig(entries: readonly ConfigEntry[], start = true): Promise<void> {
+  async applyConfig(entries: readonly ConfigEntry[], start = true): Promise<ReloadSummary> {
     const { supervisor, logger } = this.deps;
     const sourceOf = (name: string) =>
       supervisor.has(name) ? supervisor.get(name).source : undefined;
@@ -211,11 +219,13 @@ export class Control {
     supervisor.refuseCycles(entries.map(({ spec }) => spec));
     const wanted = new Set(entries.map(({ spec }) => spec.name));
     const work: Promise<unknown>[] = [];
+    const summary: ReloadSummary = { added: [], removed: [], changed: [], unchanged: [] };
     for (const view of supervisor.list()) {
       const { name } = view.spec;
       if (view.source === "config" && !wanted.has(name) && !view.removing) {
         logger.info({ process: name }, "config: removing");
         work.push(supervisor.remove(name));
+        summary.removed.push(name);
       }
     }
     for (const { spec } of entries) {
@@ -223,13 +233,34 @@ export class Control {
         logger.info({ process: spec.name }, "config: adding");
         supervisor.add(spec, "config", start);
         if (!start) this.deferred.push(spec.name);
+        summary.added.push(spec.name);
       } else if (!this.sameSpec(supervisor.get(spec.name).spec, spec)) {
         logger.info({ process: spec.name }, "config: changed, restarting");
         work.push(supervisor.update(spec));
+        summary.changed.push(spec.name);
+      } else {
+        summary.unchanged.push(spec.name);
       }
     }
     await Promise.all(work);
     await this.persist();
+    for (const names of Object.values(summary)) names.sort();
+    return summary;
+  }
+
+  /**
+   * Replaces a process's spec: restarted with it if anything but the name
+   * changed (and it should run); nothing happens otherwise.
+   * @throws ProcmonError not_found, invalid_argument or permission_denied as add() would.
+   */
+  async update(spec: SpecInput | undefined): Promise<ProcessView> {
+    const { supervisor, limits, validation, checkFiles } = this.deps;
+    const normalised = normaliseSpec(spec, validation);
+    const current = supervisor.get(normalised.name); // not_found before anything is checked further
+    checkFiles(normalised, runsAsDaemon(normalised, validation));
+    checkSpecSize(normalised, limits.maxSpecBytes);
+    if (this.sameSpec(current.spec, normalised)) return current;
+    return this.persisted(supervisor.update(normalised));
   }
 
   /**

@@ -23,8 +23,9 @@ import {
 import { lockStateFile } from "./adapters/state-lock.js";
 import { notifyReady } from "./adapters/systemd-notify.js";
 import { ProcTreeStats } from "./adapters/tree-stats.js";
-import { Control, refuseTakeover } from "./control.js";
+import { Control, type ReloadSummary, refuseTakeover } from "./control.js";
 import { type Clock, every } from "./core/clock.js";
+import { ProcmonError } from "./core/errors.js";
 import { EventBus } from "./core/event-bus.js";
 import type { FoundRun, Spawner } from "./core/spawner.js";
 import { Supervisor } from "./core/supervisor.js";
@@ -77,7 +78,7 @@ export interface Daemon {
    * (false without a shim that outlives the daemon: the next one restarts them).
    */
   detach(): Promise<boolean>;
-  /** Re-reads the config file and applies it; a bad file changes nothing and is logged. */
+  /** SIGHUP: re-reads the config file and applies it; a bad file changes nothing and is logged. */
   reload(): Promise<void>;
 }
 
@@ -214,7 +215,15 @@ export async function startDaemon(
     if (saved) await control.restore(saved, false, found);
     else await control.reserveSeqs();
     await control.applyConfig(configured, false);
+    // One reload at a time (SIGHUP and ReloadConfig alike): each reads the file anew.
+    let reloading: Promise<unknown> = Promise.resolve();
+    const reloadApi = (): Promise<ReloadSummary> => {
+      const next = reloading.then(() => reloadConfig(options, loadConfig, control, logger));
+      reloading = next.catch(() => {});
+      return next;
+    };
     const api = await serveApi(options, {
+      reload: reloadApi,
       control,
       supervisor,
       events,
@@ -311,7 +320,13 @@ export async function startDaemon(
       lifecycle.info({ survives }, "procmond detached: the processes go on for the next procmond");
       return survives;
     };
-    const reload = () => reloadConfig(options, loadConfig, control, logger);
+    const reload = async () => {
+      try {
+        await reloadApi();
+      } catch (err) {
+        logger.error({ err }, `config not reloaded, nothing changed: ${(err as Error).message}`);
+      }
+    };
     return {
       socketPath: options.socketPath,
       supervisor,
@@ -422,24 +437,32 @@ function claimFound(
   return claimed;
 }
 
-/** SIGHUP: re-reads the config file and applies it; a bad file changes nothing and is logged. */
+/**
+ * ReloadConfig and SIGHUP: re-reads the config file and applies it.
+ * @throws ProcmonError failed_precondition without --config, invalid_argument
+ * for a bad file (naming file, line and problem) or a takeover; then nothing changed.
+ */
 async function reloadConfig(
   options: DaemonOptions,
   loadConfig: () => ConfigEntry[],
   control: Control,
   logger: PinoLogger,
-): Promise<void> {
+): Promise<ReloadSummary> {
   if (options.configFile === undefined) {
-    logger.warn("SIGHUP ignored: no --config file");
-    return;
+    throw new ProcmonError(
+      "failed_precondition",
+      "procmond has no --config file to reload: its processes come through the API only",
+    );
   }
-  let entries: ConfigEntry[];
-  try {
-    entries = loadConfig();
-    await control.applyConfig(entries);
-  } catch (err) {
-    logger.error({ err }, `config not reloaded, nothing changed: ${(err as Error).message}`);
-    return;
-  }
-  logger.info({ processes: entries.length }, "config reloaded");
+  const summary = await control.applyConfig(loadConfig());
+  logger.info(
+    {
+      added: summary.added.length,
+      removed: summary.removed.length,
+      changed: summary.changed.length,
+      unchanged: summary.unchanged.length,
+    },
+    "config reloaded",
+  );
+  return summary;
 }

@@ -9,7 +9,9 @@ import {
   ListProcessesResponseSchema,
   type Process,
   ProcessSchema,
+  type ProcessSpec,
   type ReadinessProbeSchema,
+  ReloadConfigResponseSchema,
   RestartAllResponseSchema,
   type RestartPolicy,
   Spawner,
@@ -129,6 +131,58 @@ function probeOf(flags: AddFlags): MessageInitShape<typeof ReadinessProbeSchema>
   if (flags.readyTimeout) probe.timeout = flags.readyTimeout;
   if (flags.readyInitialDelay) probe.initialDelay = flags.readyInitialDelay;
   return probe;
+}
+
+/**
+ * The spec `update NAME [flags] [-- ARGS...]` asks for: the current one with
+ * what the flags set over it (--env adds to its environment), and the new
+ * command if one is given.
+ */
+export function updatedSpec(
+  current: ProcessSpec,
+  args: readonly string[],
+  flags: AddFlags,
+): ProcessSpecInit {
+  const { $typeName: _, ...now } = current;
+  // What the flags set, over the current spec; what they leave out stays as it is.
+  return {
+    ...now,
+    ...specOf(current.name, args.length > 0 ? args : current.args, flags),
+    env: { ...current.env, ...Object.fromEntries(flags.env ?? []) },
+    clearEnv: flags.clearEnv ?? current.clearEnv,
+  };
+}
+
+/** `update`: replaces a process's spec; prints it (restarted if its spec changed). */
+export async function update(
+  session: Session,
+  name: string,
+  args: readonly string[],
+  flags: AddFlags,
+): Promise<void> {
+  const current = await session.client.getProcess(name, quickCall(session));
+  if (current.spec === undefined) throw new Error(`the daemon gave no spec for ${name}`);
+  const spec = updatedSpec(current.spec, args, flags);
+  const process = await session.client.updateProcess(
+    spec,
+    waitingCall(session, killTimeMs(current)),
+  );
+  printProcess(session, process);
+}
+
+/** `reload`: re-reads the daemon's config; prints what it added, removed and changed. */
+export async function reload(session: Session): Promise<void> {
+  // Removed and changed processes are stopped first: allow a minute of kill times.
+  const summary = await session.client.reloadConfig(waitingCall(session, 60_000));
+  if (session.globals.json) {
+    printJson(session, ReloadConfigResponseSchema, summary);
+    return;
+  }
+  const names = (list: readonly string[]) => (list.length === 0 ? "-" : list.join(", "));
+  printLine(session, `added: ${names(summary.added)}`);
+  printLine(session, `removed: ${names(summary.removed)}`);
+  printLine(session, `changed: ${names(summary.changed)}`);
+  printLine(session, `unchanged: ${summary.unchanged.length}`);
 }
 
 /** `add`: registers and starts a process; prints it running. */

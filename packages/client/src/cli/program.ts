@@ -28,12 +28,14 @@ import {
   addFlagsProblem,
   get,
   list,
+  reload,
   remove,
   restart,
   restartAll,
   type StatsFlags,
   start,
   stop,
+  update,
   version,
 } from "./commands.js";
 import {
@@ -101,7 +103,7 @@ export function buildProgram(argv: readonly string[], io: Io): Command {
     }
   };
 
-  program
+  const addCommand = program
     .command("add")
     .summary("register a process and start it")
     .description(
@@ -111,68 +113,8 @@ export function buildProgram(argv: readonly string[], io: Io): Command {
     )
     .usage("[options] NAME -- COMMAND [ARGS...]")
     .argument("<name>", "unique name: letters, digits and . _ - : @")
-    .argument("<command...>", "the command and its arguments, after --")
-    .option("--env <key=value>", "set a variable in its environment (repeatable)", envArg)
-    .option("--clear-env", "start from an empty environment instead of the daemon's")
-    .option("--cwd <dir>", "working directory, relative to here (default: the daemon's)", dirArg)
-    .option("--uid <n>", "run as this user id (needs a root daemon)", idArg)
-    .option("--gid <n>", "run as this group id (needs a root daemon)", idArg)
-    .option("--threshold <duration>", "runs shorter than this are instant deaths", durationArg)
-    .option("--kill-time <duration>", "how long after the stop signal to send SIGKILL", durationArg)
-    .option("--min-restart-delay <duration>", "first backoff delay", durationArg)
-    .option("--max-restart-delay <duration>", "cap of the doubling backoff delay", durationArg)
-    .option(
-      "--restart <policy>",
-      "after a run that ended by itself: always, on-failure (not after a success exit code) or never (a one-shot task) (default: always)",
-      restartArg,
-    )
-    .option(
-      "--success-exit-codes <codes>",
-      "the exit codes that are a success for --restart on-failure, as 0,2 (default: 0)",
-      exitCodesArg,
-    )
-    .option(
-      "--max-instant-deaths <n>",
-      "give up (state failed) after this many instant deaths in a row (default: 0, never)",
-      countArg,
-    )
-    .option(
-      "--stop-signal <signal>",
-      "the first signal of a stop: TERM, INT, QUIT, HUP, USR1 or USR2, with or without SIG (default: SIGTERM)",
-      signalArg,
-    )
-    .option(
-      "--depends-on <name[:condition]>",
-      "start only once NAME is started, ready or exited-ok (default: started; repeatable)",
-      dependencyArg,
-    )
-    .option(
-      "--ready-exec <command>",
-      "ready once this command exits 0 (split into words, not run by a shell)",
-      wordsArg,
-    )
-    .option(
-      "--ready-tcp <address>",
-      "ready once a TCP connect to [HOST:]PORT succeeds (default host: 127.0.0.1)",
-      tcpArg,
-    )
-    .option("--ready-http <url>", "ready once a GET of this URL answers 2xx", httpUrlArg)
-    .option("--ready-period <duration>", "between two readiness checks (default: 1s)", durationArg)
-    .option(
-      "--ready-timeout <duration>",
-      "a readiness check taking longer fails (default: 1s)",
-      durationArg,
-    )
-    .option(
-      "--ready-initial-delay <duration>",
-      "before the first readiness check of a run (default: 0)",
-      durationArg,
-    )
-    .option(
-      "--max-rss <size>",
-      "restart it when its tree's resident memory stays above this, as 512MiB (default: no cap)",
-      rssArg,
-    )
+    .argument("<command...>", "the command and its arguments, after --");
+  withSpecOptions(addCommand)
     .addHelpText(
       "after",
       `\nUnset timings take the daemon's defaults.${DURATIONS_HELP}\n\n` +
@@ -204,6 +146,52 @@ export function buildProgram(argv: readonly string[], io: Io): Command {
         command.error(problem, { exitCode: EXIT_USAGE, code: "procmonctl.badAddFlags" });
       }
       await inSession(command, (s) => add(s, name, args, flags));
+    });
+
+  const updateCommand = program
+    .command("update")
+    .summary("replace a process's spec, restarting it if it changed")
+    .description(
+      "Replaces NAME's spec with its current one and the options given over it\n" +
+        "(--env adds to its environment), and the command after -- if one is given.\n" +
+        "If anything changed, it is restarted with the new spec at once (no backoff);\n" +
+        "a stopped one keeps it for its next start. Nothing changed: nothing happens.",
+    )
+    .usage("[options] NAME [-- COMMAND [ARGS...]]")
+    .argument("<name>", "the process")
+    .argument("[command...]", "a new command and its arguments, after --");
+  withSpecOptions(updateCommand)
+    .addHelpText(
+      "after",
+      "\nExamples:\n" +
+        "  procmonctl update web --env PORT=8081\n" +
+        "  procmonctl update web --restart on-failure -- node server.js --port 8081",
+    )
+    .action(async (name: string, args: string[], flags: AddFlags, command: Command) => {
+      const dashes = argv.indexOf("--");
+      if (args.length > 0 && (dashes < 0 || argv.length - dashes - 1 !== args.length)) {
+        command.error("error: put -- before the new command, as in: update web -- sleep 60", {
+          exitCode: EXIT_USAGE,
+          code: "procmonctl.missingDashDash",
+        });
+      }
+      const problem = addFlagsProblem(flags);
+      if (problem !== undefined) {
+        command.error(problem, { exitCode: EXIT_USAGE, code: "procmonctl.badAddFlags" });
+      }
+      await inSession(command, (s) => update(s, name, args, flags));
+    });
+
+  program
+    .command("reload")
+    .summary("re-read procmond's --config file, as SIGHUP does")
+    .description(
+      "Re-reads the daemon's --config: new entries start, entries gone from the file\n" +
+        "stop and are forgotten, changed ones restart with their new spec, the rest are\n" +
+        "left alone. A bad file changes nothing and is an error naming its line.",
+    )
+    .action(async (_options: unknown, command: Command) => {
+      await inSession(command, (s) => reload(s));
     });
 
   /** A command of one process: `procmonctl <verb> NAME`. */
@@ -302,4 +290,70 @@ function packageVersion(): string {
   const parsed: unknown = JSON.parse(text);
   const version = (parsed as { version?: unknown }).version;
   return typeof version === "string" ? version : "unknown";
+}
+
+/** The options of a spec, which `add` and `update` both take. */
+function withSpecOptions(command: Command): Command {
+  return command
+    .option("--env <key=value>", "set a variable in its environment (repeatable)", envArg)
+    .option("--clear-env", "start from an empty environment instead of the daemon's")
+    .option("--cwd <dir>", "working directory, relative to here (default: the daemon's)", dirArg)
+    .option("--uid <n>", "run as this user id (needs a root daemon)", idArg)
+    .option("--gid <n>", "run as this group id (needs a root daemon)", idArg)
+    .option("--threshold <duration>", "runs shorter than this are instant deaths", durationArg)
+    .option("--kill-time <duration>", "how long after the stop signal to send SIGKILL", durationArg)
+    .option("--min-restart-delay <duration>", "first backoff delay", durationArg)
+    .option("--max-restart-delay <duration>", "cap of the doubling backoff delay", durationArg)
+    .option(
+      "--restart <policy>",
+      "after a run that ended by itself: always, on-failure (not after a success exit code) or never (a one-shot task) (default: always)",
+      restartArg,
+    )
+    .option(
+      "--success-exit-codes <codes>",
+      "the exit codes that are a success for --restart on-failure, as 0,2 (default: 0)",
+      exitCodesArg,
+    )
+    .option(
+      "--max-instant-deaths <n>",
+      "give up (state failed) after this many instant deaths in a row (default: 0, never)",
+      countArg,
+    )
+    .option(
+      "--stop-signal <signal>",
+      "the first signal of a stop: TERM, INT, QUIT, HUP, USR1 or USR2, with or without SIG (default: SIGTERM)",
+      signalArg,
+    )
+    .option(
+      "--depends-on <name[:condition]>",
+      "start only once NAME is started, ready or exited-ok (default: started; repeatable)",
+      dependencyArg,
+    )
+    .option(
+      "--ready-exec <command>",
+      "ready once this command exits 0 (split into words, not run by a shell)",
+      wordsArg,
+    )
+    .option(
+      "--ready-tcp <address>",
+      "ready once a TCP connect to [HOST:]PORT succeeds (default host: 127.0.0.1)",
+      tcpArg,
+    )
+    .option("--ready-http <url>", "ready once a GET of this URL answers 2xx", httpUrlArg)
+    .option("--ready-period <duration>", "between two readiness checks (default: 1s)", durationArg)
+    .option(
+      "--ready-timeout <duration>",
+      "a readiness check taking longer fails (default: 1s)",
+      durationArg,
+    )
+    .option(
+      "--ready-initial-delay <duration>",
+      "before the first readiness check of a run (default: 0)",
+      durationArg,
+    )
+    .option(
+      "--max-rss <size>",
+      "restart it when its tree's resident memory stays above this, as 512MiB (default: no cap)",
+      rssArg,
+    );
 }

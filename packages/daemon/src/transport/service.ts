@@ -15,6 +15,7 @@ import {
   ListProcessesResponseSchema,
   type Process,
   type ProcessMonitor,
+  ReloadConfigResponseSchema,
   RemoveProcessResponseSchema,
   RestartAllResponseSchema,
   type RestartProcessRequest,
@@ -24,12 +25,14 @@ import {
   StartProcessResponseSchema,
   type StopProcessRequest,
   StopProcessResponseSchema,
+  type UpdateProcessRequest,
+  UpdateProcessResponseSchema,
   type WatchEventsRequest,
   type WatchEventsResponse,
 } from "@procmon/api/gen/procmon/v1/procmon_pb.js";
 import type { GrpcServiceImplementation } from "@procmon/api/grpc";
 import { LAST_SEQ_KEY } from "@procmon/api/metadata";
-import type { Control, Limits } from "../control.js";
+import type { Control, Limits, ReloadSummary } from "../control.js";
 import { ProcmonError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { isProcessName, NAME_RULE } from "../core/names.js";
@@ -60,6 +63,8 @@ export interface ServiceDeps {
   readonly deliveries?: Deliveries | undefined;
   /** Reads the trees' CPU and memory for include_stats; without one they are left at 0. */
   readonly stats?: StatsReader | undefined;
+  /** ReloadConfig: re-reads --config and applies it. Without one, FAILED_PRECONDITION. */
+  readonly reload?: (() => Promise<ReloadSummary>) | undefined;
 }
 
 /** What the daemon says of itself. */
@@ -139,6 +144,18 @@ export function processMonitorService(
         lastEventSeq,
       });
     }),
+    reloadConfig: unary(async () => {
+      if (deps.reload === undefined) {
+        throw new ProcmonError("failed_precondition", "this procmond cannot reload a config");
+      }
+      return create(ReloadConfigResponseSchema, await deps.reload());
+    }),
+    updateProcess: unary(async (request: UpdateProcessRequest) =>
+      create(
+        UpdateProcessResponseSchema,
+        one(await control.update(specInputFromProto(request.process))),
+      ),
+    ),
     getDaemonInfo: unary(() =>
       create(GetDaemonInfoResponseSchema, {
         version: deps.info.version,
