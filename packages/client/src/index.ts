@@ -31,6 +31,13 @@ export {
   ProcmonError,
 } from "./errors.js";
 export {
+  eventToJson,
+  processListToJson,
+  processToJson,
+  type ToJsonOptions,
+  toPlainJson,
+} from "./json.js";
+export {
   createProcessSpec,
   type DurationInput,
   type ProcessSpecInit,
