@@ -1,12 +1,13 @@
 // Every method of the client once, in the order of the README's sections.
 // Each `#region` is shown verbatim in packages/client/README.md.
-import { createClient, isCancelled } from "@procmon/client";
+import { createClient, isCancelled, processToJson } from "@procmon/client";
 import type { State } from "@procmon/client/api";
 
 /** What each call answered, for a test to check. */
 export interface MethodsResult {
   readonly added: { readonly pid: number; readonly state: State };
   readonly gotPid: number;
+  readonly json: string;
   readonly names: string[];
   readonly stopped: { readonly pid: number; readonly state: State };
   readonly startedPid: number;
@@ -29,7 +30,7 @@ export async function main(socket: string): Promise<MethodsResult> {
       name: "web",
       args: ["sh", "-c", 'echo "listening on $PORT"; exec sleep 600'],
       env: { PORT: "8080" },
-      killTime: { seconds: 3n },
+      killTime: "3s", // or 3_000 (ms), or { seconds: 3n }
     });
     // Answers once it runs: web.state === State.RUNNING, web.pid > 0.
     // #endregion addProcess
@@ -38,6 +39,11 @@ export async function main(socket: string): Promise<MethodsResult> {
     const got = await client.getProcess("web");
     // got.spec?.args, got.state, got.pid, got.restartCount, got.lastExit...
     // #endregion getProcess
+
+    // #region toJson
+    const line = JSON.stringify(processToJson(got));
+    // {"spec":{"name":"web",...,"killTime":"3s"},"state":"STATE_RUNNING","pid":...}
+    // #endregion toJson
 
     // #region listProcesses
     const { processes, lastEventSeq } = await client.listProcesses();
@@ -99,6 +105,7 @@ export async function main(socket: string): Promise<MethodsResult> {
     return {
       added: { pid: web.pid, state: web.state },
       gotPid: got.pid,
+      json: line,
       names,
       stopped: { pid: stopped.pid, state: stopped.state },
       startedPid: started.pid,

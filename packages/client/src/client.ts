@@ -18,7 +18,6 @@ import {
   type GetDaemonInfoResponse,
   type Process,
   ProcessMonitor,
-  type ProcessSpecSchema,
   type ReloadConfigResponse,
   type WatchEventsRequestSchema,
 } from "@procmon/api/gen/procmon/v1/procmon_pb.js";
@@ -26,6 +25,10 @@ import { grpcMethodDefinition } from "@procmon/api/grpc";
 import { defaultSocketPath, socketPathProblem } from "@procmon/api/socket";
 import type { CallOptions } from "./call-options.js";
 import { Code, ProcmonError } from "./errors.js";
+import { createProcessSpec, type ProcessSpecInit } from "./spec-input.js";
+
+export type { ProcessSpecInit } from "./spec-input.js";
+
 import {
   MAX_RECONNECT_DELAY_MS,
   type RawWatch,
@@ -42,8 +45,6 @@ export interface ClientOptions {
   readonly timeoutMs?: number;
 }
 
-/** A process spec as a plain object or a message. */
-export type ProcessSpecInit = MessageInitShape<typeof ProcessSpecSchema>;
 /** WatchEvents' request as a plain object. */
 export type WatchEventsInit = MessageInitShape<typeof WatchEventsRequestSchema>;
 
@@ -69,7 +70,11 @@ export interface ProcessList {
 export interface ProcmonClient {
   /** The socket this client dials. */
   readonly socket: string;
-  /** Registers a process and starts it; resolves with it running. */
+  /**
+   * Registers a process and starts it; resolves with it running. Durations
+   * may be `"5s"`, ms or a Duration; a bad one rejects with INVALID_ARGUMENT
+   * naming the field, before any call.
+   */
   addProcess(spec: ProcessSpecInit, options?: CallOptions): Promise<Process>;
   /** Stops and forgets a process; resolves with its final state once it has exited. */
   removeProcess(name: string, options?: CallOptions): Promise<Process>;
@@ -250,7 +255,9 @@ export function createClient(options: ClientOptions = {}): ProcmonClient {
 
   const client: ProcmonClient = {
     socket,
-    addProcess: (spec, o) => processOf(unary(m.addProcess, { process: spec }, o)),
+    // async: a spec that does not convert rejects, as the daemon's answer would.
+    addProcess: async (spec, o) =>
+      processOf(unary(m.addProcess, { process: createProcessSpec(spec) }, o)),
     removeProcess: (name, o) => processOf(unary(m.removeProcess, { name }, o)),
     startProcess: (name, o) => processOf(unary(m.startProcess, { name }, o)),
     stopProcess: (name, o) => processOf(unary(m.stopProcess, { name }, o)),
@@ -259,7 +266,8 @@ export function createClient(options: ClientOptions = {}): ProcmonClient {
     getProcess: (name, o) =>
       processOf(unary(m.getProcess, { name, includeStats: o?.includeStats ?? false }, o)),
     getDaemonInfo: (o) => unary(m.getDaemonInfo, {}, o),
-    updateProcess: (spec, o) => processOf(unary(m.updateProcess, { process: spec }, o)),
+    updateProcess: async (spec, o) =>
+      processOf(unary(m.updateProcess, { process: createProcessSpec(spec) }, o)),
     reloadConfig: (o) => unary(m.reloadConfig, {}, o),
     listProcesses: async (o) => {
       const request = { includeStats: o?.includeStats ?? false };

@@ -11,7 +11,6 @@ export {
   createClient,
   type ProcessList,
   type ProcessQueryOptions,
-  type ProcessSpecInit,
   type ProcmonClient,
   type WatchEventsInit,
 } from "./client.js";
@@ -31,4 +30,17 @@ export {
   OLDEST_RESUMABLE_SEQ_KEY,
   ProcmonError,
 } from "./errors.js";
+export {
+  eventToJson,
+  processListToJson,
+  processToJson,
+  type ToJsonOptions,
+  toPlainJson,
+} from "./json.js";
+export {
+  createProcessSpec,
+  type DurationInput,
+  type ProcessSpecInit,
+  type ReadinessProbeInit,
+} from "./spec-input.js";
 export type { Reconnection, WatchOptions } from "./watch-resume.js";

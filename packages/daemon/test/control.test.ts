@@ -5,8 +5,8 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { create } from "@bufbuild/protobuf";
-import type { ProcessSpecInit } from "@procmon/client";
 import { ProcessSpecSchema } from "@procmon/client/api";
 import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -126,6 +126,7 @@ function harness(
 }
 
 /** A spec as the service hands it to Control: decoded from its wire form. */
+type ProcessSpecInit = MessageInitShape<typeof ProcessSpecSchema>;
 const proto = (init: ProcessSpecInit) => specInputFromProto(create(ProcessSpecSchema, init));
 const sleeper = (name: string, extra: ProcessSpecInit = {}) =>
   proto({ name, args: ["sleep", "100"], ...extra });

@@ -1,19 +1,21 @@
 // `procmonctl add`'s v1.1 options: the spec they send (specOf), the
 // combinations refused (addFlagsProblem), and how a bad value ends the run:
 // exit 2, before any daemon is dialled, with a message naming the option.
+
 import { create, toJson } from "@bufbuild/protobuf";
 import { type Duration, DurationSchema } from "@bufbuild/protobuf/wkt";
 import { DependencyCondition, ProcessSpecSchema, RestartPolicy } from "@procmon/api";
 import { describe, expect, it } from "vitest";
 import { addFlagsProblem, specOf } from "../../src/cli/commands.js";
 import { EXIT_USAGE, runCli } from "../../src/cli/program.js";
+import { createProcessSpec } from "../../src/spec-input.js";
 
 /** The JSON of the spec `add` sends for these flags, as the daemon receives it. */
 const sent = (flags: Parameters<typeof specOf>[2]) =>
-  toJson(
-    ProcessSpecSchema,
-    create(ProcessSpecSchema, specOf("web", ["sleep", "60"], flags)),
-  ) as Record<string, unknown>;
+  toJson(ProcessSpecSchema, createProcessSpec(specOf("web", ["sleep", "60"], flags))) as Record<
+    string,
+    unknown
+  >;
 
 /** A Duration, as durationArg makes them. */
 const seconds = (s: bigint, nanos = 0): Duration => create(DurationSchema, { seconds: s, nanos });
@@ -49,7 +51,7 @@ describe("specOf", () => {
         { name: "cache", condition: DependencyCondition.STARTED },
       ],
     });
-    const json = toJson(ProcessSpecSchema, create(ProcessSpecSchema, spec)) as {
+    const json = toJson(ProcessSpecSchema, createProcessSpec(spec)) as {
       dependsOn: unknown;
     };
     expect(json.dependsOn).toEqual([
