@@ -124,6 +124,14 @@ export interface ProcmonClient {
 /** The HTTP/2 receive window of the client's connection and of each stream. */
 const FLOW_CONTROL_WINDOW_BYTES = 1024 * 1024;
 
+/**
+ * The wire spec of `spec`; none for a caller (without the types) who gave
+ * none, which the daemon answers with INVALID_ARGUMENT "process is required".
+ */
+function specOrNone(spec: ProcessSpecInit | undefined) {
+  return spec === undefined || spec === null ? undefined : createProcessSpec(spec);
+}
+
 /** Creates a client of the procmond listening on `options.socket`. */
 export function createClient(options: ClientOptions = {}): ProcmonClient {
   const socket = options.socket ?? defaultSocketPath();
@@ -257,7 +265,7 @@ export function createClient(options: ClientOptions = {}): ProcmonClient {
     socket,
     // async: a spec that does not convert rejects, as the daemon's answer would.
     addProcess: async (spec, o) =>
-      processOf(unary(m.addProcess, { process: createProcessSpec(spec) }, o)),
+      processOf(unary(m.addProcess, { process: specOrNone(spec) }, o)),
     removeProcess: (name, o) => processOf(unary(m.removeProcess, { name }, o)),
     startProcess: (name, o) => processOf(unary(m.startProcess, { name }, o)),
     stopProcess: (name, o) => processOf(unary(m.stopProcess, { name }, o)),
@@ -267,7 +275,7 @@ export function createClient(options: ClientOptions = {}): ProcmonClient {
       processOf(unary(m.getProcess, { name, includeStats: o?.includeStats ?? false }, o)),
     getDaemonInfo: (o) => unary(m.getDaemonInfo, {}, o),
     updateProcess: async (spec, o) =>
-      processOf(unary(m.updateProcess, { process: createProcessSpec(spec) }, o)),
+      processOf(unary(m.updateProcess, { process: specOrNone(spec) }, o)),
     reloadConfig: (o) => unary(m.reloadConfig, {}, o),
     listProcesses: async (o) => {
       const request = { includeStats: o?.includeStats ?? false };
