@@ -18,6 +18,7 @@ import type { ProcessSpecInit } from "../client.js";
 import type { DependencyArg, TcpArg } from "./arguments.js";
 import { durationToMs } from "./durations.js";
 import { processDetails, processLine, processTable } from "./format.js";
+import { byName } from "./names.js";
 import { printJson, printLine, quickCall, type Session, waitingCall } from "./session.js";
 
 /** The flags of `add`, parsed. */
@@ -174,7 +175,7 @@ export async function restartAll(session: Session): Promise<void> {
   const { processes: before } = await session.client.listProcesses(quickCall(session));
   // All restart at once, so the slowest to stop sets the pace.
   const slowest = Math.max(0, ...before.map(killTimeMs));
-  const processes = await session.client.restartAll(waitingCall(session, slowest));
+  const processes = byProcessName(await session.client.restartAll(waitingCall(session, slowest)));
   if (session.globals.json) {
     printJson(session, RestartAllResponseSchema, create(RestartAllResponseSchema, { processes }));
     return;
@@ -201,10 +202,10 @@ export async function get(session: Session, name: string, flags: StatsFlags = {}
 /** `ls`: every process as a table, or as `{processes, lastEventSeq}` with --json. */
 export async function list(session: Session, flags: StatsFlags = {}): Promise<void> {
   const includeStats = flags.stats ?? false;
-  const { processes, lastEventSeq } = await session.client.listProcesses({
-    ...quickCall(session),
-    includeStats,
-  });
+  const answer = await session.client.listProcesses({ ...quickCall(session), includeStats });
+  // The daemon sorts by plain string; people expect p2 before p10.
+  const processes = byProcessName(answer.processes);
+  const { lastEventSeq } = answer;
   if (session.globals.json) {
     const response = create(ListProcessesResponseSchema, { processes, lastEventSeq });
     printJson(session, ListProcessesResponseSchema, response);
@@ -230,6 +231,11 @@ export async function version(session: Session, clientVersion: string): Promise<
     session,
     `procmonctl ${clientVersion}\nprocmond ${info.version} (pid ${info.pid}), ${spawner}`,
   );
+}
+
+/** Processes in the natural order of their names, as the CLI lists them. */
+export function byProcessName(processes: readonly Process[]): Process[] {
+  return byName(processes, (p) => p.spec?.name ?? "");
 }
 
 function printProcess(session: Session, process: Process): void {
