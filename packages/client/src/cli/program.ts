@@ -56,6 +56,15 @@ export const EXIT_USAGE = 2;
 
 const DURATIONS_HELP = "\nDurations are written like 500ms, 5s, 1m30s, 1h.";
 
+/** The NAME of the commands that also take `all` or a glob. */
+const NAME_OR_PATTERN = "the process's name, all, or a glob such as 'web-*'";
+const PATTERN_HELP =
+  "\nNAME may be all (every process) or a shell-style glob: * any characters, ? one,\n" +
+  "[abc] or [a-z] one of a set, [!abc] one not in it (quote it from the shell).\n" +
+  "The command then runs for every matching process at once, printing one line\n" +
+  "each; it exits 1 if the pattern matches nothing or any of them failed (each\n" +
+  "failure on stderr, naming its process). [a]ll names a process called all.";
+
 /** Runs procmonctl with the user's arguments (`process.argv.slice(2)`); resolves with the exit status. */
 export async function runCli(argv: readonly string[], io: Io): Promise<number> {
   try {
@@ -215,7 +224,8 @@ export function buildProgram(argv: readonly string[], io: Io): Command {
     program
       .command(verb)
       .summary(summary)
-      .argument("<name>", "the process's name")
+      .argument("<name>", NAME_OR_PATTERN)
+      .addHelpText("after", PATTERN_HELP)
       .action((name: string, _flags: object, command: Command) =>
         inSession(command, (s) => run(s, name)),
       );
@@ -231,7 +241,8 @@ export function buildProgram(argv: readonly string[], io: Io): Command {
   program
     .command("get")
     .summary("show one process in detail")
-    .argument("<name>", "the process's name")
+    .argument("<name>", NAME_OR_PATTERN)
+    .addHelpText("after", PATTERN_HELP.replace("one line\neach", "the details\nof each"))
     .option("--stats", "also show the CPU time and resident memory of its process tree")
     .action((name: string, flags: StatsFlags, command: Command) =>
       inSession(command, (s) => get(s, name, flags)),

@@ -1,6 +1,6 @@
 // The natural order in which the CLI lists process names.
 import { describe, expect, it } from "vitest";
-import { byName, naturalCompare } from "../../src/cli/names.js";
+import { byName, globMatcher, isPattern, naturalCompare } from "../../src/cli/names.js";
 
 const sorted = (names: string[]) => [...names].sort(naturalCompare);
 
@@ -64,5 +64,61 @@ describe("byName", () => {
     const items = [{ n: "p10" }, { n: "p2" }];
     expect(byName(items, (i) => i.n).map((i) => i.n)).toEqual(["p2", "p10"]);
     expect(items[0]?.n).toBe("p10");
+  });
+});
+
+describe("isPattern", () => {
+  it("is all, or a word with * ? or [", () => {
+    expect(isPattern("all")).toBe(true);
+    expect(isPattern("web-*")).toBe(true);
+    expect(isPattern("web-?")).toBe(true);
+    expect(isPattern("[ab]pi")).toBe(true);
+    expect(isPattern("web")).toBe(false);
+    expect(isPattern("all2")).toBe(false);
+    expect(isPattern("db:primary@1.2")).toBe(false);
+  });
+});
+
+describe("globMatcher", () => {
+  const match = (pattern: string, names: string[]) => names.filter(globMatcher(pattern));
+  const names = ["web-1", "web-2", "web-10", "web", "api", "db", "worker.a", "w"];
+
+  it("matches all, *, ? and sets against the whole name", () => {
+    expect(match("all", names)).toEqual(names);
+    expect(match("web-*", names)).toEqual(["web-1", "web-2", "web-10"]);
+    expect(match("web*", names)).toEqual(["web-1", "web-2", "web-10", "web"]);
+    expect(match("web-?", names)).toEqual(["web-1", "web-2"]);
+    expect(match("*b", names)).toEqual(["web", "db"]);
+    expect(match("*", names)).toEqual(names);
+    expect(match("w*", names)).toEqual(["web-1", "web-2", "web-10", "web", "worker.a", "w"]);
+    expect(match("[ad]*", names)).toEqual(["api", "db"]);
+    expect(match("web-[1-5]", names)).toEqual(["web-1", "web-2"]);
+    expect(match("web-[!1]", names)).toEqual(["web-2"]);
+    expect(match("web-[^1]*", names)).toEqual(["web-2"]);
+    expect(match("*-*0", names)).toEqual(["web-10"]);
+  });
+
+  it("reads no character as a regular expression would", () => {
+    expect(match("worker.a", ["worker.a", "workerxa"])).toEqual(["worker.a"]);
+    expect(match("w.*", ["worker.a", "w.x"])).toEqual(["w.x"]);
+    expect(match("a+", ["a", "aa", "a+"])).toEqual(["a+"]);
+    expect(match("(a|b)", ["a", "b", "(a|b)"])).toEqual(["(a|b)"]);
+    expect(match("^a$", ["a", "^a$"])).toEqual(["^a$"]);
+    expect(match("a{2}", ["aa", "a{2}"])).toEqual(["a{2}"]);
+  });
+
+  it("keeps a [ without ] literal, a ] first in a set, - at a set's end, and \\ escapes", () => {
+    expect(match("web[", ["web[", "web"])).toEqual(["web["]);
+    expect(match("[]a]", ["]", "a", "b"])).toEqual(["]", "a"]);
+    expect(match("[a-]", ["a", "-", "b"])).toEqual(["a", "-"]);
+    expect(match("\\*", ["*", "a"])).toEqual(["*"]);
+    expect(match("[a]ll", ["all", "ball"])).toEqual(["all"]);
+  });
+
+  it("takes linear-ish time on a pattern that would backtrack a regex", () => {
+    const name = "a".repeat(5_000);
+    const started = performance.now();
+    expect(globMatcher(`${"*a".repeat(50)}*b`)(name)).toBe(false);
+    expect(performance.now() - started).toBeLessThan(2_000);
   });
 });
