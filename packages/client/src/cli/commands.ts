@@ -241,7 +241,7 @@ export async function restartAll(session: Session): Promise<void> {
     return;
   }
   for (const process of processes) {
-    printLine(session, processLine(process, session.now(), session.safe));
+    printLine(session, processLine(process, session.now(), session.safe, session.paint));
   }
 }
 
@@ -292,7 +292,8 @@ export async function list(session: Session, flags: StatsFlags = {}): Promise<vo
     printJson(session, ListProcessesResponseSchema, response);
     return;
   }
-  printLine(session, processTable(processes, session.now(), session.safe, { includeStats }));
+  const format = { includeStats, paint: session.paint };
+  printLine(session, processTable(processes, session.now(), session.safe, format));
 }
 
 /** `version`: procmonctl's version, and what the daemon says of itself. */
@@ -321,7 +322,7 @@ export function byProcessName(processes: readonly Process[]): Process[] {
 
 function printProcess(session: Session, process: Process): void {
   if (session.globals.json) printJson(session, ProcessSchema, process);
-  else printLine(session, processLine(process, session.now(), session.safe));
+  else printLine(session, processLine(process, session.now(), session.safe, session.paint));
 }
 
 /** How long the daemon may wait for `name` to exit once signalled; also fails early for an unknown name. */

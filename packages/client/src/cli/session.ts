@@ -4,6 +4,7 @@ import { type DescMessage, type MessageShape, toJson } from "@bufbuild/protobuf"
 import { defaultSocketPath } from "@procmon/api/socket";
 import type { CallOptions } from "../call-options.js";
 import { createClient, type ProcmonClient } from "../client.js";
+import { type Paint, paintFor } from "./colors.js";
 import { type Escape, escapeFor } from "./terminal-text.js";
 
 /** Where the CLI prints. */
@@ -20,6 +21,8 @@ export interface Io {
   readonly outIsTerminal?: boolean;
   /** Standard error is a terminal: the daemon's words in messages are escaped. Defaults to false. */
   readonly errIsTerminal?: boolean;
+  /** The environment, read for NO_COLOR. Defaults to none. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
 }
 
 /** The global flags, as commander parsed them. */
@@ -30,6 +33,8 @@ export interface GlobalFlags {
   readonly json?: boolean;
   /** --timeout D, already in ms. */
   readonly timeout?: number;
+  /** false with --no-color. */
+  readonly color?: boolean;
 }
 
 /** The global settings of one run. */
@@ -40,6 +45,8 @@ export interface Globals {
   readonly json: boolean;
   /** The deadline of every unary call in ms, as given by --timeout; undefined for the defaults. */
   readonly timeoutMs: number | undefined;
+  /** Colour may be used: no --no-color (NO_COLOR, the terminal and --json are the session's to weigh). */
+  readonly color: boolean;
 }
 
 /** Everything a command needs. */
@@ -52,6 +59,11 @@ export interface Session {
   readonly io: Io;
   /** How a string that came from the daemon is printed on standard output. */
   readonly safe: Escape;
+  /**
+   * How the CLI's own state words are coloured on standard output: ANSI on
+   * a terminal, without --json, --no-color or NO_COLOR; else not at all.
+   */
+  readonly paint: Paint;
   /** The current wall-clock time in ms, for uptimes and restart times. */
   now(): number;
 }
@@ -68,6 +80,7 @@ export function globalsOf(flags: GlobalFlags): Globals {
     socket: flags.socket ?? defaultSocketPath(),
     json: flags.json ?? false,
     timeoutMs: flags.timeout,
+    color: flags.color ?? true,
   };
 }
 
@@ -77,6 +90,12 @@ export function openSession(globals: Globals, io: Io): Session {
     globals,
     io,
     safe: escapeFor(io.outIsTerminal ?? false),
+    paint: paintFor({
+      isTerminal: io.outIsTerminal ?? false,
+      json: globals.json,
+      color: globals.color,
+      env: io.env ?? {},
+    }),
     client: createClient({ socket: globals.socket }),
     now: Date.now,
   };

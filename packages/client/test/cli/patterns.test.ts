@@ -92,10 +92,19 @@ beforeEach(() => {
 });
 
 /** Runs procmonctl against the stand-in (with --timeout, so a plain name makes one call). */
-async function ctl(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+function ctl(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  return ctlWith({}, ...argv);
+}
+
+/** {@link ctl} with a terminal or an environment. */
+async function ctlWith(
+  options: { outIsTerminal?: boolean; env?: Record<string, string> },
+  ...argv: string[]
+): Promise<{ code: number; out: string; err: string }> {
   let out = "";
   let err = "";
   const io = {
+    ...options,
     out: (text: string) => {
       out += text;
     },
@@ -176,5 +185,34 @@ describe("procmonctl with all and globs", () => {
       expect(out).toContain("glob such as 'web-*'");
       expect(out).toContain("NAME may be all (every process)");
     }
+  });
+});
+
+describe("procmonctl colour", () => {
+  const GREEN_RUNNING = "\x1b[32mrunning\x1b[39m";
+
+  it("colours state words on a terminal: ls and the lines of stop/start", async () => {
+    const ls = await ctlWith({ outIsTerminal: true, env: {} }, "ls");
+    expect(ls.out).toContain(`web-1   ${GREEN_RUNNING}  100`);
+    const stop = await ctlWith({ outIsTerminal: true }, "stop", "web-1");
+    expect(stop.out).toBe("web-1 \x1b[2mstopped\x1b[22m pid 100\n");
+  });
+
+  it("does not colour with NO_COLOR, --no-color, --json, or off a terminal", async () => {
+    const runs = [
+      await ctlWith({ outIsTerminal: true, env: { NO_COLOR: "1" } }, "ls"),
+      await ctlWith({ outIsTerminal: true }, "--no-color", "ls"),
+      await ctlWith({ outIsTerminal: true }, "--json", "ls"),
+      await ctlWith({ outIsTerminal: false }, "ls"),
+      await ctlWith({ outIsTerminal: true }, "--no-color", "start", "all"),
+    ];
+    for (const run of runs) {
+      expect(run.code).toBe(0);
+      expect(run.out).not.toContain("\x1b");
+    }
+    // An empty NO_COLOR is as if unset.
+    expect((await ctlWith({ outIsTerminal: true, env: { NO_COLOR: "" } }, "ls")).out).toContain(
+      GREEN_RUNNING,
+    );
   });
 });
