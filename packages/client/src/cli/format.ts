@@ -217,7 +217,7 @@ export function processDetails(
     ["state", stateName(process.state)],
     ["pid", process.pid === 0 ? "-" : String(process.pid)],
     ["uptime", uptime(process, nowMs)],
-    ["started", process.startedAt ? timestampDate(process.startedAt).toISOString() : "-"],
+    ["started", process.startedAt ? localTimestamp(timestampDate(process.startedAt)) : "-"],
     ["restarts", String(process.restartCount)],
     ["last exit", exitSummary(process.lastExit, safe)],
   ];
@@ -303,9 +303,9 @@ export function probeSummary(probe: ReadinessProbe, safe: Escape): string {
   return `${check} every ${second(probe.period)}, timeout ${second(probe.timeout)}${first}`;
 }
 
-/** One line per event: `12:00:01.123  #42  web  started pid 1234`. */
+/** One line per event: `2030-01-01T12:00:01.123+01:00  #42  web  started pid 1234`. */
 export function eventLine(event: Event, safe: Escape): string {
-  const time = event.time ? clockTime(timestampDate(event.time)) : "--:--:--.---";
+  const time = event.time ? localTimestamp(timestampDate(event.time)) : "-";
   return `${time}  #${event.seq}  ${safe(event.process)}  ${eventSummary(event, safe)}`;
 }
 
@@ -356,11 +356,19 @@ export function eventSummary(event: Event, safe: Escape): string {
   }
 }
 
-/** Local wall-clock time with milliseconds: `12:00:01.123`. */
-export function clockTime(date: Date): string {
+/**
+ * A moment as `get` and `watch` both show it: RFC 3339 in local time with
+ * milliseconds and the offset, `2030-01-01T12:00:01.123+01:00` (`+00:00` in
+ * UTC), so that a line read days later still says when.
+ */
+export function localTimestamp(date: Date): string {
   const two = (n: number) => String(n).padStart(2, "0");
   const ms = String(date.getMilliseconds()).padStart(3, "0");
-  return `${two(date.getHours())}:${two(date.getMinutes())}:${two(date.getSeconds())}.${ms}`;
+  const day = `${String(date.getFullYear()).padStart(4, "0")}-${two(date.getMonth() + 1)}-${two(date.getDate())}`;
+  const time = `${two(date.getHours())}:${two(date.getMinutes())}:${two(date.getSeconds())}.${ms}`;
+  const east = -date.getTimezoneOffset();
+  const offset = `${east < 0 ? "-" : "+"}${two(Math.floor(Math.abs(east) / 60))}:${two(Math.abs(east) % 60)}`;
+  return `${day}T${time}${offset}`;
 }
 
 /** argv as a shell would read it back: words with special characters in single quotes. */
