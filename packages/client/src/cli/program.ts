@@ -41,6 +41,7 @@ import {
   globalsOf,
   type Io,
   openSession,
+  permissionProblem,
   printNote,
   QUICK_TIMEOUT_MS,
   type Session,
@@ -301,6 +302,8 @@ export function buildProgram(argv: readonly string[], io: Io): Command {
 
 /** The error to report for `err`: a deadline says which daemon did not answer and what to do. */
 function explained(err: unknown, session: Session): unknown {
+  const denied = permissionProblem(err, session.globals.socket);
+  if (denied) return denied;
   if (!hasCode(err, Code.DEADLINE_EXCEEDED)) return err;
   return new ProcmonError(
     err.code,

@@ -4,6 +4,7 @@ import { type DescMessage, type MessageShape, toJson } from "@bufbuild/protobuf"
 import { defaultSocketPath } from "@procmon/api/socket";
 import type { CallOptions } from "../call-options.js";
 import { createClient, type ProcmonClient } from "../client.js";
+import { Code, hasCode, ProcmonError } from "../errors.js";
 import { type Paint, paintFor } from "./colors.js";
 import { type Escape, escapeFor } from "./terminal-text.js";
 
@@ -137,4 +138,25 @@ export function printNote(io: Io, text: string): void {
 /** Prints `text` and a newline, unless it is empty. */
 export function printLine(session: Session, text: string): void {
   if (text !== "") session.io.out(`${text}\n`);
+}
+
+/**
+ * A permission error on the socket, said as one: the SDK's sentence for a
+ * refused connect asks "is it running?", which sends a user who may not
+ * connect (a daemon of another user, a socket of mode 0600) looking in the
+ * wrong place. Undefined for any other error. grpc-js's own words, in the
+ * SDK error's `cause`, say `connect EACCES <path>`.
+ */
+export function permissionProblem(err: unknown, socket: string): ProcmonError | undefined {
+  if (!hasCode(err, Code.UNAVAILABLE)) return undefined;
+  const details = (err.cause as { details?: unknown } | undefined)?.details;
+  if (typeof details !== "string" || !details.startsWith("No connection established")) {
+    return undefined;
+  }
+  if (!/\bconnect EACCES\b/.test(details)) return undefined;
+  return new ProcmonError(
+    err.code,
+    `cannot connect to procmond: permission denied on ${socket} (it belongs to another user, or its mode keeps you out)`,
+    { cause: err },
+  );
 }
