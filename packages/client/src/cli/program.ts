@@ -256,7 +256,7 @@ export function buildProgram(argv: readonly string[], io: Io): Command {
       "Lists every process as a table; with --json, {processes, lastEventSeq}: pass\n" +
         "lastEventSeq to watch --since to follow the changes after this snapshot.",
     )
-    .option("--stats", "add CPU (time used) and MEM (resident memory) of each process tree")
+    .option("-s, --stats", "add CPU (time used) and MEM (resident memory) of each process tree")
     .action((flags: StatsFlags, command: Command) => inSession(command, (s) => list(s, flags)));
 
   program

@@ -216,3 +216,13 @@ describe("procmonctl colour", () => {
     );
   });
 });
+
+describe("ls -s", () => {
+  it("is ls --stats", async () => {
+    const short = await ctl("ls", "-s");
+    expect(short.code).toBe(0);
+    expect(short.out).toMatch(/^NAME +STATE +PID +UPTIME +CPU +MEM +RESTARTS +LAST EXIT\n/);
+    expect(short.out).toBe((await ctl("ls", "--stats")).out);
+    expect((await ctl("ls", "--help")).out).toContain("-s, --stats");
+  });
+});
