@@ -303,9 +303,9 @@ export function probeSummary(probe: ReadinessProbe, safe: Escape): string {
   return `${check} every ${second(probe.period)}, timeout ${second(probe.timeout)}${first}`;
 }
 
-/** One line per event: `2030-01-01T12:00:01.123+01:00  #42  web  started pid 1234`. */
+/** One line per event: `12:00:01.123  #42  web  started pid 1234`. */
 export function eventLine(event: Event, safe: Escape): string {
-  const time = event.time ? localTimestamp(timestampDate(event.time)) : "-";
+  const time = event.time ? clockTime(timestampDate(event.time)) : "--:--:--.---";
   return `${time}  #${event.seq}  ${safe(event.process)}  ${eventSummary(event, safe)}`;
 }
 
@@ -356,19 +356,22 @@ export function eventSummary(event: Event, safe: Escape): string {
   }
 }
 
+/** Local wall-clock time with milliseconds, as `watch` shows an event's: `12:00:01.123`. */
+export function clockTime(date: Date): string {
+  const two = (n: number) => String(n).padStart(2, "0");
+  const ms = String(date.getMilliseconds()).padStart(3, "0");
+  return `${two(date.getHours())}:${two(date.getMinutes())}:${two(date.getSeconds())}.${ms}`;
+}
+
 /**
- * A moment as `get` and `watch` both show it: RFC 3339 in local time with
- * milliseconds and the offset, `2030-01-01T12:00:01.123+01:00` (`+00:00` in
- * UTC), so that a line read days later still says when.
+ * A moment as `get` shows it: the local date, then the same clock time as
+ * `watch` (local, with milliseconds), `2030-01-01 12:00:01.123`; a start can
+ * be days old, so the date is kept.
  */
 export function localTimestamp(date: Date): string {
   const two = (n: number) => String(n).padStart(2, "0");
-  const ms = String(date.getMilliseconds()).padStart(3, "0");
   const day = `${String(date.getFullYear()).padStart(4, "0")}-${two(date.getMonth() + 1)}-${two(date.getDate())}`;
-  const time = `${two(date.getHours())}:${two(date.getMinutes())}:${two(date.getSeconds())}.${ms}`;
-  const east = -date.getTimezoneOffset();
-  const offset = `${east < 0 ? "-" : "+"}${two(Math.floor(Math.abs(east) / 60))}:${two(Math.abs(east) % 60)}`;
-  return `${day}T${time}${offset}`;
+  return `${day} ${clockTime(date)}`;
 }
 
 /** argv as a shell would read it back: words with special characters in single quotes. */

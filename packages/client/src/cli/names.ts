@@ -60,13 +60,18 @@ export function byName<T>(items: readonly T[], nameOf: (item: T) => string): T[]
 /** The word that means every process, wherever a command takes a name or a pattern. */
 export const ALL = "all";
 
+/** A glob of name characters (letters, digits, . _ - : @) and glob syntax. */
+const GLOB = /^[A-Za-z0-9._:@*?[\]!^\\-]+$/;
+
 /**
  * True if `arg` names processes by pattern rather than one by name: `all`,
- * or a word with a glob character (`*`, `?`, `[`), none of which a process
- * name may hold.
+ * or a word with a glob character (`*`, `?`, `[`, none of which a process
+ * name may hold) made only of name characters and glob syntax. Anything else
+ * (a name with a space or a control character, say) goes to the daemon as a
+ * name, for its own error.
  */
 export function isPattern(arg: string): boolean {
-  return arg === ALL || /[*?[]/.test(arg);
+  return arg === ALL || (/[*?[]/.test(arg) && GLOB.test(arg));
 }
 
 type GlobToken =

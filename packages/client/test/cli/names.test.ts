@@ -76,6 +76,10 @@ describe("isPattern", () => {
     expect(isPattern("web")).toBe(false);
     expect(isPattern("all2")).toBe(false);
     expect(isPattern("db:primary@1.2")).toBe(false);
+    expect(isPattern("web-[!1]*")).toBe(true);
+    // Not made of name characters: sent to the daemon as a name, for its own error.
+    expect(isPattern("x\x1b[2J")).toBe(false);
+    expect(isPattern("web *")).toBe(false);
   });
 });
 
