@@ -89,7 +89,7 @@ export function buildProgram(argv: readonly string[], io: Io): Command {
       `procmond's unix socket (default: $PROCMON_SOCKET, else ${defaultSocketPath({})})`,
     )
     .option("--json", "print protobuf JSON, one object per line, instead of text")
-    .option("--no-color", "no colour on a terminal (also: NO_COLOR set to anything)")
+    .option("--no-color", "no colour on a terminal (as does a non-empty NO_COLOR)")
     .option(
       "--timeout <duration>",
       `deadline of each call (default: ${QUICK_TIMEOUT_MS / 1000}s, plus the kill time for calls that wait for an exit; streams have none)`,
