@@ -20,7 +20,15 @@ import type { ProcessSpecInit } from "../client.js";
 import type { DependencyArg, TcpArg } from "./arguments.js";
 import { durationToMs } from "./durations.js";
 import { processDetails, processLine, processTable } from "./format.js";
-import { printJson, printLine, quickCall, type Session, waitingCall } from "./session.js";
+import { ALL, byName, globMatcher, isPattern } from "./names.js";
+import {
+  printJson,
+  printLine,
+  printNote,
+  quickCall,
+  type Session,
+  waitingCall,
+} from "./session.js";
 
 /** The flags of `add`, parsed. */
 export interface AddFlags {
@@ -196,31 +204,84 @@ export async function add(
   printProcess(session, process);
 }
 
-/** `rm`: stops and forgets a process; prints its final state. */
+/** `rm`: stops and forgets a process (or every process a pattern matches); prints its final state. */
 export async function remove(session: Session, name: string): Promise<void> {
-  const options = waitingCall(session, await killTimeOf(session, name));
-  const process = await session.client.removeProcess(name, options);
-  if (session.globals.json) printJson(session, ProcessSchema, process);
-  else printLine(session, `${name} removed`);
+  await perProcess(session, name, async (target, killTime) => {
+    const process = await session.client.removeProcess(target, waitingCall(session, killTime));
+    if (session.globals.json) return () => printJson(session, ProcessSchema, process);
+    return () => printLine(session, `${session.safe(target)} removed`);
+  });
 }
 
 /** `start`: starts a stopped process, or one in backoff now. */
 export async function start(session: Session, name: string): Promise<void> {
   // A stopping process is started once it has exited: allow for its kill time.
-  const options = waitingCall(session, await killTimeOf(session, name));
-  printProcess(session, await session.client.startProcess(name, options));
+  await perProcess(session, name, async (target, killTime) => {
+    const process = await session.client.startProcess(target, waitingCall(session, killTime));
+    return () => printProcess(session, process);
+  });
 }
 
 /** `stop`: stops a process and keeps it stopped; prints it once it has exited. */
 export async function stop(session: Session, name: string): Promise<void> {
-  const options = waitingCall(session, await killTimeOf(session, name));
-  printProcess(session, await session.client.stopProcess(name, options));
+  await perProcess(session, name, async (target, killTime) => {
+    const process = await session.client.stopProcess(target, waitingCall(session, killTime));
+    return () => printProcess(session, process);
+  });
 }
 
 /** `restart`: stops a process and starts it again at once. */
 export async function restart(session: Session, name: string): Promise<void> {
-  const options = waitingCall(session, await killTimeOf(session, name));
-  printProcess(session, await session.client.restartProcess(name, options));
+  await perProcess(session, name, async (target, killTime) => {
+    const process = await session.client.restartProcess(target, waitingCall(session, killTime));
+    return () => printProcess(session, process);
+  });
+}
+
+/**
+ * Runs `call` for `arg`: for a plain name, once, its errors (NOT_FOUND
+ * included) thrown as they are. For `all` or a glob ({@link isPattern}), for
+ * every listed process whose name matches, all at once, each with its own
+ * deadline; their output is printed in natural order of the names once all
+ * have answered, each failure on stderr naming its process.
+ * @throws Error when the pattern matches nothing, or when any call failed.
+ */
+async function perProcess(
+  session: Session,
+  arg: string,
+  call: (name: string, killTimeMs: number) => Promise<() => void>,
+): Promise<void> {
+  if (!isPattern(arg)) {
+    (await call(arg, await killTimeOf(session, arg)))();
+    return;
+  }
+  const matches = await matching(session, arg);
+  const results = await Promise.allSettled(
+    matches.map((p) => call(p.spec?.name ?? "", session.globals.timeoutMs ? 0 : killTimeMs(p))),
+  );
+  let failed = 0;
+  results.forEach((result, i) => {
+    if (result.status === "fulfilled") result.value();
+    else {
+      failed++;
+      const reason = result.reason instanceof Error ? result.reason.message : String(result.reason);
+      printNote(session.io, `${matches[i]?.spec?.name ?? "?"}: ${reason}`);
+    }
+  });
+  if (failed > 0) {
+    throw new Error(`${failed} of ${matches.length} processes matching '${arg}' failed`);
+  }
+}
+
+/** The listed processes whose names match `pattern`, in natural order. @throws Error if none does. */
+async function matching(session: Session, pattern: string): Promise<Process[]> {
+  const { processes } = await session.client.listProcesses(quickCall(session));
+  const matches = globMatcher(pattern);
+  const found = byProcessName(processes.filter((p) => matches(p.spec?.name ?? "")));
+  if (found.length === 0) {
+    throw new Error(pattern === ALL ? "there are no processes" : `no process matches '${pattern}'`);
+  }
+  return found;
 }
 
 /** `restart-all`: restarts every running or backing-off process at once. */
@@ -228,13 +289,13 @@ export async function restartAll(session: Session): Promise<void> {
   const { processes: before } = await session.client.listProcesses(quickCall(session));
   // All restart at once, so the slowest to stop sets the pace.
   const slowest = Math.max(0, ...before.map(killTimeMs));
-  const processes = await session.client.restartAll(waitingCall(session, slowest));
+  const processes = byProcessName(await session.client.restartAll(waitingCall(session, slowest)));
   if (session.globals.json) {
     printJson(session, RestartAllResponseSchema, create(RestartAllResponseSchema, { processes }));
     return;
   }
   for (const process of processes) {
-    printLine(session, processLine(process, session.now(), session.safe));
+    printLine(session, processLine(process, session.now(), session.safe, session.paint));
   }
 }
 
@@ -244,27 +305,49 @@ export interface StatsFlags {
   readonly stats?: boolean;
 }
 
-/** `get`: one process, in detail. */
+/**
+ * `get`: one process in detail; for a pattern, every match, each one's
+ * details apart from the next by an empty line (with --json, one per line).
+ */
 export async function get(session: Session, name: string, flags: StatsFlags = {}): Promise<void> {
   const includeStats = flags.stats ?? false;
-  const process = await session.client.getProcess(name, { ...quickCall(session), includeStats });
-  if (session.globals.json) printJson(session, ProcessSchema, process);
-  else printLine(session, processDetails(process, session.now(), session.safe, { includeStats }));
+  let first = true;
+  const show = (process: Process) => {
+    if (session.globals.json) printJson(session, ProcessSchema, process);
+    else {
+      if (!first) session.io.out("\n");
+      printLine(session, processDetails(process, session.now(), session.safe, { includeStats }));
+    }
+    first = false;
+  };
+  if (!isPattern(name)) {
+    show(await session.client.getProcess(name, { ...quickCall(session), includeStats }));
+    return;
+  }
+  // One get per match (not the list's answer): the details and stats are get's.
+  await perProcess(session, name, async (target) => {
+    const process = await session.client.getProcess(target, {
+      ...quickCall(session),
+      includeStats,
+    });
+    return () => show(process);
+  });
 }
 
 /** `ls`: every process as a table, or as `{processes, lastEventSeq}` with --json. */
 export async function list(session: Session, flags: StatsFlags = {}): Promise<void> {
   const includeStats = flags.stats ?? false;
-  const { processes, lastEventSeq } = await session.client.listProcesses({
-    ...quickCall(session),
-    includeStats,
-  });
+  const answer = await session.client.listProcesses({ ...quickCall(session), includeStats });
+  // The daemon sorts by plain string; people expect p2 before p10.
+  const processes = byProcessName(answer.processes);
+  const { lastEventSeq } = answer;
   if (session.globals.json) {
     const response = create(ListProcessesResponseSchema, { processes, lastEventSeq });
     printJson(session, ListProcessesResponseSchema, response);
     return;
   }
-  printLine(session, processTable(processes, session.now(), session.safe, { includeStats }));
+  const format = { includeStats, paint: session.paint };
+  printLine(session, processTable(processes, session.now(), session.safe, format));
 }
 
 /** `version`: procmonctl's version, and what the daemon says of itself. */
@@ -286,9 +369,14 @@ export async function version(session: Session, clientVersion: string): Promise<
   );
 }
 
+/** Processes in the natural order of their names, as the CLI lists them. */
+export function byProcessName(processes: readonly Process[]): Process[] {
+  return byName(processes, (p) => p.spec?.name ?? "");
+}
+
 function printProcess(session: Session, process: Process): void {
   if (session.globals.json) printJson(session, ProcessSchema, process);
-  else printLine(session, processLine(process, session.now(), session.safe));
+  else printLine(session, processLine(process, session.now(), session.safe, session.paint));
 }
 
 /** How long the daemon may wait for `name` to exit once signalled; also fails early for an unknown name. */

@@ -17,6 +17,7 @@ import {
   State,
   StopReason,
 } from "@procmon/api/gen/procmon/v1/procmon_pb.js";
+import { noPaint, type Paint, type Style, stateStyle } from "./colors.js";
 import { durationToMs, formatCpuSeconds, formatDuration, formatElapsed } from "./durations.js";
 import { formatBytes, formatSize } from "./sizes.js";
 import type { Escape } from "./terminal-text.js";
@@ -25,7 +26,12 @@ import type { Escape } from "./terminal-text.js";
 export interface ProcessFormat {
   /** Show the CPU time and memory of each tree (the answer was asked with include_stats). Defaults to false. */
   readonly includeStats?: boolean;
+  /** How the CLI's state words are coloured. Defaults to none. */
+  readonly paint?: Paint;
 }
+
+/** A table cell: text, or one of the CLI's own words with the style it is painted in. */
+export type Cell = string | { readonly text: string; readonly style: Style | undefined };
 
 const STATE_NAMES: Readonly<Record<State, string>> = {
   [State.UNSPECIFIED]: "unknown",
@@ -116,22 +122,27 @@ export function memoryUsage(process: Process): string {
 
 /**
  * Lays `rows` out in columns two spaces apart, every column as wide as its
- * widest cell; trailing spaces are trimmed.
+ * widest cell; trailing spaces are trimmed. A styled cell is measured and
+ * padded as its text, then painted (the padding is not), so colour codes
+ * never shift a column.
  */
-export function table(rows: readonly (readonly string[])[]): string {
+export function table(rows: readonly (readonly Cell[])[], paint: Paint = noPaint): string {
+  const textOf = (cell: Cell) => (typeof cell === "string" ? cell : cell.text);
   const widths: number[] = [];
   for (const row of rows) {
     row.forEach((cell, i) => {
-      widths[i] = Math.max(widths[i] ?? 0, cell.length);
+      widths[i] = Math.max(widths[i] ?? 0, textOf(cell).length);
     });
   }
   return rows
-    .map((row) =>
-      row
-        .map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)))
-        .join("  ")
-        .trimEnd(),
-    )
+    .map((row) => {
+      const cells = row.map((cell, i) => {
+        const text = textOf(cell);
+        const padding = i === row.length - 1 ? "" : " ".repeat((widths[i] ?? 0) - text.length);
+        return typeof cell === "string" ? text + padding : paint(text, cell.style) + padding;
+      });
+      return cells.join("  ").trimEnd();
+    })
     .join("\n");
 }
 
@@ -147,13 +158,13 @@ export function processTable(
   format: ProcessFormat = {},
 ): string {
   const stats = format.includeStats ?? false;
-  const header = ["NAME", "STATE", "PID", "UPTIME"];
+  const header: Cell[] = ["NAME", "STATE", "PID", "UPTIME"];
   if (stats) header.push("CPU", "MEM");
   header.push("RESTARTS", "LAST EXIT");
   const rows = processes.map((p) => {
-    const row = [
+    const row: Cell[] = [
       safe(p.spec?.name ?? "?"),
-      stateName(p.state),
+      { text: stateName(p.state), style: stateStyle(p.state) },
       p.pid === 0 ? "-" : String(p.pid),
       uptime(p, nowMs),
     ];
@@ -162,18 +173,26 @@ export function processTable(
     const note = stateNote(p, nowMs, safe);
     return note === "" ? row : [...row, note];
   });
-  return table([header, ...rows]);
+  return table([header, ...rows], format.paint);
 }
 
 /**
  * One line about a process: `web running pid 1234`, `web stopped (SIGTERM)`,
  * `web backoff (exit 1), restart in 2s`, `api waiting for db, migrate`.
  */
-export function processLine(process: Process, nowMs: number, safe: Escape): string {
+export function processLine(
+  process: Process,
+  nowMs: number,
+  safe: Escape,
+  paint: Paint = noPaint,
+): string {
   const name = safe(process.spec?.name ?? "?");
   const waiting = waitingFor(process, safe);
-  if (waiting !== "") return `${name} ${waiting}`;
-  const state = stateName(process.state);
+  if (waiting !== "") {
+    const word = stateName(State.WAITING);
+    return `${name} ${paint(word, stateStyle(State.WAITING))}${waiting.slice(word.length)}`;
+  }
+  const state = paint(stateName(process.state), stateStyle(process.state));
   const pid = process.pid === 0 ? "" : ` pid ${process.pid}`;
   const lastExit = exitSummary(process.lastExit, safe);
   const how = process.state === State.RUNNING || lastExit === "-" ? "" : ` (${lastExit})`;
@@ -198,7 +217,7 @@ export function processDetails(
     ["state", stateName(process.state)],
     ["pid", process.pid === 0 ? "-" : String(process.pid)],
     ["uptime", uptime(process, nowMs)],
-    ["started", process.startedAt ? timestampDate(process.startedAt).toISOString() : "-"],
+    ["started", process.startedAt ? localTimestamp(timestampDate(process.startedAt)) : "-"],
     ["restarts", String(process.restartCount)],
     ["last exit", exitSummary(process.lastExit, safe)],
   ];
@@ -337,11 +356,22 @@ export function eventSummary(event: Event, safe: Escape): string {
   }
 }
 
-/** Local wall-clock time with milliseconds: `12:00:01.123`. */
+/** Local wall-clock time with milliseconds, as `watch` shows an event's: `12:00:01.123`. */
 export function clockTime(date: Date): string {
   const two = (n: number) => String(n).padStart(2, "0");
   const ms = String(date.getMilliseconds()).padStart(3, "0");
   return `${two(date.getHours())}:${two(date.getMinutes())}:${two(date.getSeconds())}.${ms}`;
+}
+
+/**
+ * A moment as `get` shows it: the local date, then the same clock time as
+ * `watch` (local, with milliseconds), `2030-01-01 12:00:01.123`; a start can
+ * be days old, so the date is kept.
+ */
+export function localTimestamp(date: Date): string {
+  const two = (n: number) => String(n).padStart(2, "0");
+  const day = `${String(date.getFullYear()).padStart(4, "0")}-${two(date.getMonth() + 1)}-${two(date.getDate())}`;
+  return `${day} ${clockTime(date)}`;
 }
 
 /** argv as a shell would read it back: words with special characters in single quotes. */

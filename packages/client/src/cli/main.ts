@@ -14,6 +14,7 @@ process.exitCode = await runCli(process.argv.slice(2), {
   // Decided once per run: on a terminal the daemon's strings are escaped, in a pipe they are not.
   outIsTerminal: process.stdout.isTTY === true,
   errIsTerminal: process.stderr.isTTY === true,
+  env: process.env,
 });
 
 // Everything is closed by now, so the process exits on its own; should a

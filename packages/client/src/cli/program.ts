@@ -43,6 +43,7 @@ import {
   globalsOf,
   type Io,
   openSession,
+  permissionProblem,
   printNote,
   QUICK_TIMEOUT_MS,
   type Session,
@@ -57,6 +58,15 @@ export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
 
 const DURATIONS_HELP = "\nDurations are written like 500ms, 5s, 1m30s, 1h.";
+
+/** The NAME of the commands that also take `all` or a glob. */
+const NAME_OR_PATTERN = "the process's name, all, or a glob such as 'web-*'";
+const PATTERN_HELP =
+  "\nNAME may be all (every process) or a shell-style glob: * any characters, ? one,\n" +
+  "[abc] or [a-z] one of a set, [!abc] one not in it (quote it from the shell).\n" +
+  "The command then runs for every matching process at once, printing one line\n" +
+  "each; it exits 1 if the pattern matches nothing or any of them failed (each\n" +
+  "failure on stderr, naming its process). [a]ll names a process called all.";
 
 /** Runs procmonctl with the user's arguments (`process.argv.slice(2)`); resolves with the exit status. */
 export async function runCli(argv: readonly string[], io: Io): Promise<number> {
@@ -81,6 +91,7 @@ export function buildProgram(argv: readonly string[], io: Io): Command {
       `procmond's unix socket (default: $PROCMON_SOCKET, else ${defaultSocketPath({})})`,
     )
     .option("--json", "print protobuf JSON, one object per line, instead of text")
+    .option("--no-color", "no colour on a terminal (as does a non-empty NO_COLOR)")
     .option(
       "--timeout <duration>",
       `deadline of each call (default: ${QUICK_TIMEOUT_MS / 1000}s, plus the kill time for calls that wait for an exit; streams have none)`,
@@ -203,7 +214,8 @@ export function buildProgram(argv: readonly string[], io: Io): Command {
     program
       .command(verb)
       .summary(summary)
-      .argument("<name>", "the process's name")
+      .argument("<name>", NAME_OR_PATTERN)
+      .addHelpText("after", PATTERN_HELP)
       .action((name: string, _flags: object, command: Command) =>
         inSession(command, (s) => run(s, name)),
       );
@@ -219,7 +231,8 @@ export function buildProgram(argv: readonly string[], io: Io): Command {
   program
     .command("get")
     .summary("show one process in detail")
-    .argument("<name>", "the process's name")
+    .argument("<name>", NAME_OR_PATTERN)
+    .addHelpText("after", PATTERN_HELP.replace("one line\neach", "the details\nof each"))
     .option("--stats", "also show the CPU time and resident memory of its process tree")
     .action((name: string, flags: StatsFlags, command: Command) =>
       inSession(command, (s) => get(s, name, flags)),
@@ -231,7 +244,7 @@ export function buildProgram(argv: readonly string[], io: Io): Command {
       "Lists every process as a table; with --json, {processes, lastEventSeq}: pass\n" +
         "lastEventSeq to watch --since to follow the changes after this snapshot.",
     )
-    .option("--stats", "add CPU (time used) and MEM (resident memory) of each process tree")
+    .option("-s, --stats", "add CPU (time used) and MEM (resident memory) of each process tree")
     .action((flags: StatsFlags, command: Command) => inSession(command, (s) => list(s, flags)));
 
   program
@@ -277,6 +290,8 @@ export function buildProgram(argv: readonly string[], io: Io): Command {
 
 /** The error to report for `err`: a deadline says which daemon did not answer and what to do. */
 function explained(err: unknown, session: Session): unknown {
+  const denied = permissionProblem(err, session.globals.socket);
+  if (denied) return denied;
   if (!hasCode(err, Code.DEADLINE_EXCEEDED)) return err;
   return new ProcmonError(
     err.code,

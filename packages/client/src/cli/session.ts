@@ -4,6 +4,8 @@ import { type DescMessage, type MessageShape, toJson } from "@bufbuild/protobuf"
 import { defaultSocketPath } from "@procmon/api/socket";
 import type { CallOptions } from "../call-options.js";
 import { createClient, type ProcmonClient } from "../client.js";
+import { Code, hasCode, ProcmonError } from "../errors.js";
+import { type Paint, paintFor } from "./colors.js";
 import { type Escape, escapeFor } from "./terminal-text.js";
 
 /** Where the CLI prints. */
@@ -20,6 +22,8 @@ export interface Io {
   readonly outIsTerminal?: boolean;
   /** Standard error is a terminal: the daemon's words in messages are escaped. Defaults to false. */
   readonly errIsTerminal?: boolean;
+  /** The environment, read for NO_COLOR. Defaults to none. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
 }
 
 /** The global flags, as commander parsed them. */
@@ -30,6 +34,8 @@ export interface GlobalFlags {
   readonly json?: boolean;
   /** --timeout D, already in ms. */
   readonly timeout?: number;
+  /** false with --no-color. */
+  readonly color?: boolean;
 }
 
 /** The global settings of one run. */
@@ -40,6 +46,8 @@ export interface Globals {
   readonly json: boolean;
   /** The deadline of every unary call in ms, as given by --timeout; undefined for the defaults. */
   readonly timeoutMs: number | undefined;
+  /** Colour may be used: no --no-color (NO_COLOR, the terminal and --json are the session's to weigh). */
+  readonly color: boolean;
 }
 
 /** Everything a command needs. */
@@ -52,6 +60,11 @@ export interface Session {
   readonly io: Io;
   /** How a string that came from the daemon is printed on standard output. */
   readonly safe: Escape;
+  /**
+   * How the CLI's own state words are coloured on standard output: ANSI on
+   * a terminal, without --json, --no-color or NO_COLOR; else not at all.
+   */
+  readonly paint: Paint;
   /** The current wall-clock time in ms, for uptimes and restart times. */
   now(): number;
 }
@@ -68,6 +81,7 @@ export function globalsOf(flags: GlobalFlags): Globals {
     socket: flags.socket ?? defaultSocketPath(),
     json: flags.json ?? false,
     timeoutMs: flags.timeout,
+    color: flags.color ?? true,
   };
 }
 
@@ -77,6 +91,12 @@ export function openSession(globals: Globals, io: Io): Session {
     globals,
     io,
     safe: escapeFor(io.outIsTerminal ?? false),
+    paint: paintFor({
+      isTerminal: io.outIsTerminal ?? false,
+      json: globals.json,
+      color: globals.color,
+      env: io.env ?? {},
+    }),
     client: createClient({ socket: globals.socket }),
     now: Date.now,
   };
@@ -118,4 +138,25 @@ export function printNote(io: Io, text: string): void {
 /** Prints `text` and a newline, unless it is empty. */
 export function printLine(session: Session, text: string): void {
   if (text !== "") session.io.out(`${text}\n`);
+}
+
+/**
+ * A permission error on the socket, said as one: the SDK's sentence for a
+ * refused connect asks "is it running?", which sends a user who may not
+ * connect (a daemon of another user, a socket of mode 0600) looking in the
+ * wrong place. Undefined for any other error. grpc-js's own words, in the
+ * SDK error's `cause`, say `connect EACCES <path>`.
+ */
+export function permissionProblem(err: unknown, socket: string): ProcmonError | undefined {
+  if (!hasCode(err, Code.UNAVAILABLE)) return undefined;
+  const details = (err.cause as { details?: unknown } | undefined)?.details;
+  if (typeof details !== "string" || !details.startsWith("No connection established")) {
+    return undefined;
+  }
+  if (!/\bconnect EACCES\b/.test(details)) return undefined;
+  return new ProcmonError(
+    err.code,
+    `cannot connect to procmond: permission denied on ${socket} (it belongs to another user, or its mode keeps you out)`,
+    { cause: err },
+  );
 }
