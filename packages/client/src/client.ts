@@ -264,8 +264,7 @@ export function createClient(options: ClientOptions = {}): ProcmonClient {
   const client: ProcmonClient = {
     socket,
     // async: a spec that does not convert rejects, as the daemon's answer would.
-    addProcess: async (spec, o) =>
-      processOf(unary(m.addProcess, { process: specOrNone(spec) }, o)),
+    addProcess: async (spec, o) => processOf(unary(m.addProcess, { process: specOrNone(spec) }, o)),
     removeProcess: (name, o) => processOf(unary(m.removeProcess, { name }, o)),
     startProcess: (name, o) => processOf(unary(m.startProcess, { name }, o)),
     stopProcess: (name, o) => processOf(unary(m.stopProcess, { name }, o)),
