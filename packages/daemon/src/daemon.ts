@@ -1,8 +1,11 @@
 // The composition root: what procmond is made of, and the order it starts in.
 import { createHash } from "node:crypto";
+import { resolve as resolvePath } from "node:path";
 import type { Logger as PinoLogger } from "pino";
 import { type ConfigEntry, loadConfigFile } from "./adapters/config-file.js";
 import { DescriptorAlarm, DescriptorBudget, watchDescriptors } from "./adapters/descriptors.js";
+import { allOpen } from "./adapters/flow-gate.js";
+import { LogFiles } from "./adapters/log-files.js";
 import { nodeClock } from "./adapters/node-clock.js";
 import { NodeSpawner } from "./adapters/node-spawner.js";
 import { INSTANCE_ENV, terminateOrphans } from "./adapters/orphans.js";
@@ -147,17 +150,29 @@ export async function startDaemon(
       lost = resolve;
     });
     const markerEnv = { [INSTANCE_ENV]: instance };
+    const logDir = options.logDir === undefined ? undefined : resolvePath(options.logDir);
+    const logFiles =
+      logDir === undefined
+        ? undefined
+        : new LogFiles({
+            dir: logDir,
+            maxBytes: options.logMaxBytes,
+            keep: options.logKeep,
+            logger,
+          });
+    // Reading children's output waits for the daemon's log and its log files alike.
+    const outputGate = logFiles ? allOpen([log.gate, logFiles.gate]) : log.gate;
     const listen = shimSocketPath(options.stateFile, logger);
     const chosen = overrides.spawner
       ? { spawner: overrides.spawner, kind: "injected" as const }
       : await chooseSpawner(options.spawner, {
-          node: () => new NodeSpawner({ outputGate: log.gate, markerEnv, descriptors }),
+          node: () => new NodeSpawner({ outputGate, markerEnv, descriptors }),
           shim: (path) =>
             ShimSpawner.open({
               path,
               listen,
               detachedOutputBuffer: options.detachedOutputBuffer,
-              outputGate: log.gate,
+              outputGate,
               afterDelivery: (fn) => deliveries.after(fn),
               markerEnv,
               logger,
@@ -205,6 +220,12 @@ export async function startDaemon(
     // Once detach() has begun, no event is numbered: the next daemon continues after the saved seq.
     let frozen = false;
     bus.subscribe((event) => logEvent(logger, event));
+    if (logFiles) {
+      bus.subscribe((event) => {
+        if (event.kind === "output")
+          logFiles.write(event.process, event.stream, event.line, Date.now());
+      });
+    }
     bus.subscribe((event) => {
       if (!frozen) events.append(event);
     });
@@ -234,6 +255,7 @@ export async function startDaemon(
       info: {
         version: daemonVersion(),
         spawner: chosen.kind === "shim" ? "shim" : "node",
+        logDir,
         // A getter: a shim that died is replaced, and the pid with it.
         shim: shim && {
           get pid() {
@@ -287,6 +309,7 @@ export async function startDaemon(
         api.setNotServing();
         await supervisor.shutdown();
         await shim?.close();
+        await logFiles?.close();
         events.close();
         await api.close();
         await control.saveFinal();
@@ -315,6 +338,7 @@ export async function startDaemon(
       });
       shim?.acknowledgeNow();
       frozen = true;
+      await logFiles?.close();
       await control.saveFinal();
       removeSocket(options.socketPath);
       lifecycle.info({ survives }, "procmond detached: the processes go on for the next procmond");

@@ -42,6 +42,12 @@ export interface DaemonOptions {
   readonly detachedOutputBuffer: number;
   /** How often the memory of processes with max_rss_bytes is read. Defaults to 5000. */
   readonly statsPeriodMs: number;
+  /** Where each process's output also goes, as `<name>.log`; undefined: nowhere. */
+  readonly logDir: string | undefined;
+  /** A log file is rotated before it passes this. Defaults to 10 MiB. */
+  readonly logMaxBytes: number;
+  /** Rotated log files kept per process. Defaults to 5. */
+  readonly logKeep: number;
 }
 
 /** The outcome of reading the command line. */
@@ -192,6 +198,14 @@ const FLAGS = {
     65_536,
     " of bytes",
   ),
+  "log-dir": text("DIR", "also write each process's output to DIR/<name>.log, rotated"),
+  "log-max-size": whole(
+    "rotate a log file before it passes this many bytes",
+    10 * 1024 * 1024,
+    4096,
+    " of bytes",
+  ),
+  "log-keep": whole("rotated log files kept per process", 5, 0),
   "log-level": {
     value: "L",
     help: LOG_LEVELS.slice(0, 5).join(", "),
@@ -323,6 +337,9 @@ export function parseFlags(argv: readonly string[], env: NodeJS.ProcessEnv): Par
       policy,
       consistencyDelayMs: read("consistency-delay"),
       statsPeriodMs: read("stats-period"),
+      logDir: read("log-dir"),
+      logMaxBytes: read("log-max-size"),
+      logKeep: read("log-keep"),
       logLevel: read("log-level"),
       notifySocket: env.NOTIFY_SOCKET || undefined,
       spawner: read("spawner"),

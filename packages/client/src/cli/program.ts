@@ -276,6 +276,11 @@ export function buildProgram(argv: readonly string[], io: Io): Command {
     )
     .argument("<name>", "the process's name")
     .option("-f, --follow", "keep printing new lines until interrupted")
+    .option(
+      "-n, --lines <n>",
+      "the last N lines; from the daemon's --log-dir files when it keeps fewer",
+      countArg,
+    )
     .action((name: string, flags: LogsFlags, command: Command) =>
       inSession(command, (s) => logs(s, name, flags)),
     );

@@ -1,5 +1,8 @@
 // The commands that follow the event stream: watch and logs.
 
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { type Event, EventSchema } from "@procmon/api/gen/procmon/v1/procmon_pb.js";
 import {
   Code,
@@ -24,6 +27,8 @@ export interface WatchFlags {
 export interface LogsFlags {
   /** --follow: keep printing new lines until interrupted. */
   readonly follow?: boolean;
+  /** --lines N: the last N lines, from the daemon's log files when it keeps fewer. */
+  readonly lines?: number;
 }
 
 /**
@@ -83,16 +88,92 @@ export async function logs(session: Session, name: string, flags: LogsFlags): Pr
       : resuming(session, 0n, lastEventSeq, (afterSeq) =>
           client.watchEvents({ includeOutput: true, afterSeq }, { signal }),
         );
-    for await (const event of events) {
-      if (event.process !== name || event.kind.case !== "output") continue;
+    const print = (event: Event) => {
+      if (event.kind.case !== "output") return;
       if (session.globals.json) printJson(session, EventSchema, event);
       else {
         // The newline is the CLI's (a line never holds one): it stays, the line is escaped.
         const { line, partial } = event.kind.value;
         session.io.out(`${session.safe(line)}${partial ? "" : "\n"}`);
       }
+    };
+    if (flags.lines === undefined || flags.follow) {
+      for await (const event of events) {
+        if (event.process === name && event.kind.case === "output") print(event);
+      }
+      return;
     }
+    const kept: Event[] = [];
+    for await (const event of events) {
+      if (event.process === name && event.kind.case === "output") kept.push(event);
+    }
+    const wanted = flags.lines;
+    if (kept.length < wanted && !session.globals.json) {
+      // Fewer in memory than asked for: the log files, if the daemon keeps them.
+      const { logDir } = await client.getDaemonInfo({ ...quickCall(session), signal });
+      if (logDir !== "") {
+        const file = fileLines(session, join(logDir, `${name}.log`), wanted + kept.length);
+        const newer = kept.slice(overlap(file, kept));
+        const texts = [...file.map((l) => l.text), ...newer.map(textOf)].slice(-wanted);
+        for (const text of texts) session.io.out(`${session.safe(text)}\n`);
+        return;
+      }
+    }
+    for (const event of kept.slice(-wanted)) print(event);
   });
+}
+
+/** A retained output event's line. */
+const textOf = (event: Event) => (event.kind.case === "output" ? event.kind.value.line : "");
+
+/**
+ * How many of the retained lines (`kept`, oldest first) the file already
+ * ends with: the files lag the daemon's memory by what is still queued.
+ */
+function overlap(file: readonly FileLine[], kept: readonly Event[]): number {
+  for (let k = Math.min(file.length, kept.length); k > 0; k--) {
+    const tail = file.slice(file.length - k);
+    const same = tail.every((line, i) => {
+      const event = kept[i] as Event;
+      return (
+        line.text === textOf(event) && (!event.time || line.timeMs === timestampMs(event.time))
+      );
+    });
+    if (same) return k;
+  }
+  return 0;
+}
+
+/** One line of a log file: its time and text. */
+interface FileLine {
+  readonly timeMs: number;
+  readonly text: string;
+}
+
+/**
+ * The last `count` lines of a process's log file and its rotated ones (`.1`
+ * is the newest), oldest first. A file that cannot be read is said on
+ * stderr, and what is older than it left out.
+ */
+function fileLines(session: Session, path: string, count: number): FileLine[] {
+  const taken: FileLine[] = [];
+  for (let i = 0; taken.length < count; i++) {
+    const file = i === 0 ? path : `${path}.${i}`;
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== "ENOENT") printNote(session.io, `cannot read ${file}: ${code ?? String(err)}`);
+      break;
+    }
+    const lines = text.split("\n").filter((l) => l !== "");
+    for (let k = lines.length - 1; k >= 0 && taken.length < count; k--) {
+      const m = /^(\S+) (?:out|err) (.*)$/.exec(lines[k] as string);
+      if (m) taken.push({ timeMs: Date.parse(m[1] as string), text: m[2] as string });
+    }
+  }
+  return taken.reverse();
 }
 
 /**

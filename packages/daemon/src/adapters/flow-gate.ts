@@ -33,3 +33,25 @@ export class FlowGate {
     else this.#waiters.push(wake);
   }
 }
+
+/** What paces reading children's output: a gate, or several that must all be open. */
+export interface OutputGate {
+  readonly isOpen: boolean;
+  whenOpen(wake: () => void): void;
+}
+
+/** A gate open only while every one of `gates` is (the daemon's log and its log files). */
+export function allOpen(gates: readonly OutputGate[]): OutputGate {
+  const every = {
+    get isOpen() {
+      return gates.every((g) => g.isOpen);
+    },
+    whenOpen(wake: () => void) {
+      const closed = gates.find((g) => !g.isOpen);
+      if (closed === undefined) wake();
+      // Open, that one; another may have closed meanwhile: look again.
+      else closed.whenOpen(() => every.whenOpen(wake));
+    },
+  };
+  return every;
+}

@@ -14,7 +14,7 @@ import {
 } from "../core/spawner.js";
 import { type DescriptorBudget, descriptorUsage, systemOutOfFiles } from "./descriptors.js";
 import { childEnvironment, effectivePath, lookupExecutable } from "./executable.js";
-import type { FlowGate } from "./flow-gate.js";
+import type { OutputGate } from "./flow-gate.js";
 import { LineSplitter } from "./line-splitter.js";
 import { NAME_ENV } from "./orphans.js";
 import { readProcStat } from "./proc-stat.js";
@@ -30,7 +30,7 @@ export interface NodeSpawnerOptions {
    */
   readonly exitGraceMs?: number | undefined;
   /** Pauses reading children's pipes while closed (the log sink is full). Defaults to always open. */
-  readonly outputGate?: FlowGate | undefined;
+  readonly outputGate?: OutputGate | undefined;
   /**
    * Set in every child's environment, whatever its spec says: marks the
    * children of one registry so that a later daemon can find what a killed
@@ -44,7 +44,7 @@ export interface NodeSpawnerOptions {
 /** Starts children with node:child_process, each the leader of its own process group. */
 export class NodeSpawner implements Spawner {
   readonly #exitGraceMs: number;
-  readonly #outputGate: FlowGate | undefined;
+  readonly #outputGate: OutputGate | undefined;
   readonly #markerEnv: Readonly<Record<string, string>>;
   readonly #descriptors: DescriptorBudget | undefined;
 
@@ -111,7 +111,7 @@ class NodeChild implements Child {
     pid: number,
     handlers: ChildHandlers,
     exitGraceMs: number,
-    gate: FlowGate | undefined,
+    gate: OutputGate | undefined,
   ) {
     this.pid = pid;
     this.#startTime = readProcStat(pid)?.startTime;

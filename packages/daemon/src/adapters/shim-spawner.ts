@@ -15,7 +15,7 @@ import {
 } from "../core/spawner.js";
 import type { ExitStatus, RunSpec } from "../core/types.js";
 import { childEnvironment, effectivePath, lookupExecutable } from "./executable.js";
-import type { FlowGate } from "./flow-gate.js";
+import type { OutputGate } from "./flow-gate.js";
 import { LineSplitter } from "./line-splitter.js";
 import { NAME_ENV } from "./orphans.js";
 import { readProcStat } from "./proc-stat.js";
@@ -42,7 +42,7 @@ export interface ShimSpawnerOptions {
   /** Bytes of output the shim keeps per child while no daemon is attached. Defaults to 1 MiB. */
   readonly detachedOutputBuffer?: number;
   /** Pauses giving output credit back while closed (the log sink is full). Defaults to always open. */
-  readonly outputGate?: FlowGate | undefined;
+  readonly outputGate?: OutputGate | undefined;
   /**
    * Calls back once the events made so far have been written to every
    * subscriber that keeps up: output is acknowledged to the shim (which then

@@ -73,6 +73,8 @@ export interface DaemonInfo {
   readonly spawner: "shim" | "node";
   /** procmon-shim's pid and protocol version, with a shim. */
   readonly shim?: { readonly pid: number; readonly protocol: number } | undefined;
+  /** --log-dir, absolute; undefined without. */
+  readonly logDir?: string | undefined;
 }
 
 type Handler<Req, Res> = (request: Req) => Res | Promise<Res>;
@@ -163,6 +165,7 @@ export function processMonitorService(
         spawner: deps.info.spawner === "shim" ? SpawnerProto.SHIM : SpawnerProto.NODE,
         shimPid: deps.info.shim?.pid ?? 0,
         shimProtocol: deps.info.shim?.protocol ?? 0,
+        logDir: deps.info.logDir ?? "",
       }),
     ),
     watchEvents: (call: ServerWritableStream<WatchEventsRequest, WatchEventsResponse>) => {
