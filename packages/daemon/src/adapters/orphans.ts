@@ -1,7 +1,7 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "../core/logger.js";
-import { descendsFrom, type ProcStat, readProcStat } from "./proc-stat.js";
+import { descendsFrom, type ProcStat, readEnvironment, readProcStat } from "./proc-stat.js";
 
 /** The environment variable that marks every child of one registry. */
 export const INSTANCE_ENV = "PROCMON_INSTANCE";
@@ -12,15 +12,6 @@ export const NAME_ENV = "PROCMON_NAME";
 export interface MarkedProcess extends ProcStat {
   /** Its PROCMON_NAME (which its descendants inherit too); undefined if it has none. */
   readonly name: string | undefined;
-}
-
-/** The environment of `pid`, or undefined if it is gone or not ours to read. */
-function environmentOf(pid: number): string[] | undefined {
-  try {
-    return readFileSync(`/proc/${pid}/environ`, "latin1").split("\0");
-  } catch {
-    return undefined;
-  }
 }
 
 /**
@@ -37,7 +28,7 @@ export function findMarkedProcesses(
   for (const entry of readdirSync("/proc")) {
     const pid = Number(entry);
     if (!Number.isInteger(pid) || pid === process.pid || skip.has(pid)) continue;
-    const environment = environmentOf(pid);
+    const environment = readEnvironment(pid);
     if (!environment?.includes(marker)) continue;
     const stat = readProcStat(pid);
     const name = environment.find((v) => v.startsWith(namePrefix))?.slice(namePrefix.length);

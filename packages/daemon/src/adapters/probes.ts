@@ -1,6 +1,7 @@
 import http from "node:http";
 import https from "node:https";
 import net from "node:net";
+import { formatDurationMs } from "@procmon/api/duration";
 import type { ProbeResult, Prober } from "../core/probes.js";
 import { quote } from "../core/quote.js";
 import {
@@ -22,11 +23,6 @@ const OK: ProbeResult = { ok: true };
 
 function failure(error: string): ProbeResult {
   return { ok: false, error };
-}
-
-/** `1s` for whole seconds, `250ms` otherwise: how the spec's durations read. */
-function duration(ms: number): string {
-  return ms % 1_000 === 0 ? `${ms / 1_000}s` : `${ms}ms`;
 }
 
 /** An error's errno code where it has one (`ECONNREFUSED`), else its message. */
@@ -58,7 +54,7 @@ function bounded(
       resolve(result);
     };
     const timer = setTimeout(
-      () => settle(failure(`${label}: timed out after ${duration(timeoutMs)}`)),
+      () => settle(failure(`${label}: timed out after ${formatDurationMs(timeoutMs)}`)),
       timeoutMs,
     );
     try {

@@ -29,6 +29,15 @@ export function readProcStat(pid: number): ProcStat | undefined {
   return { pid, state, ppid, pgid, startTime };
 }
 
+/** The environment of `pid` (`KEY=VALUE` strings), or undefined if it is gone or not ours to read. */
+export function readEnvironment(pid: number, procDir = "/proc"): string[] | undefined {
+  try {
+    return readFileSync(`${procDir}/${pid}/environ`, "latin1").split("\0");
+  } catch {
+    return undefined;
+  }
+}
+
 /** True if `ancestor` is `pid`'s parent, or its parent's, and so on up to init. */
 export function descendsFrom(pid: number, ancestor: number): boolean {
   let at = readProcStat(pid)?.ppid;

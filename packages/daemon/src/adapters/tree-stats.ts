@@ -1,6 +1,7 @@
 import { closeSync, openSync, readdirSync, readFileSync, readSync } from "node:fs";
 import type { StatsReader, TreeStats } from "../core/probes.js";
 import { INSTANCE_ENV, NAME_ENV } from "./orphans.js";
+import { readEnvironment } from "./proc-stat.js";
 
 /** Options of {@link ProcTreeStats}. */
 export interface ProcTreeStatsOptions {
@@ -93,15 +94,6 @@ function parseStat(pid: number, text: string): ProcEntry | undefined {
     // A zombie holds no memory (its rss already reads 0 on Linux).
     rssPages: zombie ? 0 : rss,
   };
-}
-
-/** The environment of `pid`, or undefined if it is gone or not ours to read. */
-function environmentOf(procDir: string, pid: number): string[] | undefined {
-  try {
-    return readFileSync(`${procDir}/${pid}/environ`, "latin1").split("\0");
-  } catch {
-    return undefined;
-  }
 }
 
 /** `pids` and everything that descends from them in `table`, each once. */
@@ -230,7 +222,7 @@ export class ProcTreeStats implements StatsReader {
 
   /** The PROCMON_NAME of `pid` (the first, as getenv reads it), if it carries this registry's marker. */
   #markedName(pid: number): string | undefined {
-    const environment = environmentOf(this.#procDir, pid);
+    const environment = readEnvironment(pid, this.#procDir);
     if (environment === undefined) return undefined;
     if (
       this.#instance !== undefined &&
