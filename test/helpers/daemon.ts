@@ -8,6 +8,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createClient, type ProcmonClient } from "@procmon/client";
 import { inject } from "vitest";
+import { statFields } from "./proc.js";
 
 /** The repository root. */
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -102,14 +103,7 @@ const tempDirs = new Set<string>();
 const shims = new Map<number, string | undefined>();
 
 /** Field 22 of /proc/<pid>/stat; undefined once it is gone. */
-function startTimeOf(pid: number): string | undefined {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return text.slice(text.lastIndexOf(")") + 2).split(" ")[19];
-  } catch {
-    return undefined;
-  }
-}
+const startTimeOf = (pid: number): string | undefined => statFields(pid)?.[19];
 
 /** Remembers a shim to end once no daemon of the tests runs (a gone one is not remembered). */
 function noteShim(pid: number): void {

@@ -129,13 +129,9 @@ export async function startDaemon(
     );
     const killTimeOf = (name: string | undefined) =>
       killTimes.get(name ?? "") ?? options.policy.killTimeMs;
-    const sweep = (shim?: ShimSpawner) =>
-      terminateOrphans(
-        instance,
-        killTimeOf,
-        logger,
-        shim && { pid: shim.shimPid, held: shim.heldPids() },
-      ).then(() => {});
+    // What descends from `shim` (a shim this daemon attached to, or a new one) is spared.
+    const sweep = (shim?: { readonly pid: number; readonly held: ReadonlySet<number> }) =>
+      terminateOrphans(instance, killTimeOf, logger, shim).then(() => {});
 
     const bus = new EventBus();
     const events = new EventLog(clock, options.retention, BigInt(saved?.seqReservedUpTo ?? "0"));
@@ -176,11 +172,7 @@ export async function startDaemon(
               afterDelivery: (fn) => deliveries.after(fn),
               markerEnv,
               logger,
-              sweep: (shimPid) =>
-                terminateOrphans(instance, killTimeOf, logger, {
-                  pid: shimPid,
-                  held: new Set(),
-                }).then(() => {}),
+              sweep: (shimPid) => sweep({ pid: shimPid, held: new Set() }),
               onLost: lost,
             }),
           logger,
@@ -194,7 +186,7 @@ export async function startDaemon(
     }
     // What a killed predecessor of this registry left outside the shim (or
     // everything, without one that survived) is ended before anything starts.
-    await sweep(shim);
+    await sweep(shim && { pid: shim.shimPid, held: shim.heldPids() });
     const found = claimFound(shim?.found ?? [], saved, killTimeOf, logger);
     const stats = new ProcTreeStats({ shimPid: () => shim?.shimPid, instance });
     const supervisor = new Supervisor({
