@@ -2,24 +2,19 @@
 // stand-in ProcessMonitor on a real unix socket that records each request
 // and answers with fixed processes (the daemon's stats are being written
 // elsewhere; what is tested here is what the client sends and prints).
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { Server, ServerCredentials, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import {
   GetProcessResponseSchema,
   ListProcessesResponseSchema,
   type Process,
-  ProcessMonitor,
   ProcessSchema,
   State,
 } from "@procmon/api";
-import { grpcServiceDefinition } from "@procmon/api/grpc";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { runCli } from "../src/cli/program.js";
 import { createClient } from "../src/client.js";
+import { type FakeDaemon, startFakeDaemon } from "./helpers/fake-daemon.js";
 
 const web: Process = create(ProcessSchema, {
   spec: { name: "web", args: ["sleep", "60"] },
@@ -31,16 +26,12 @@ const web: Process = create(ProcessSchema, {
   rssBytes: 50n * 1024n * 1024n,
 });
 
-let dir = "";
 let socket = "";
-let server: Server;
+let fake: FakeDaemon;
 const requests: { method: string; includeStats: boolean }[] = [];
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "procmon-stats-"));
-  socket = join(dir, "procmon.sock");
-  server = new Server();
-  const implementation = {
+  fake = await startFakeDaemon("procmon-stats-", {
     listProcesses: (
       call: { request: { includeStats: boolean } },
       done: (err: null, r: unknown) => void,
@@ -55,22 +46,11 @@ beforeAll(async () => {
       requests.push({ method: "get", includeStats: call.request.includeStats });
       done(null, create(GetProcessResponseSchema, { process: web }));
     },
-  };
-  server.addService(
-    grpcServiceDefinition(ProcessMonitor),
-    implementation as unknown as UntypedServiceImplementation,
-  );
-  await new Promise<void>((resolve, reject) =>
-    server.bindAsync(`unix:${socket}`, ServerCredentials.createInsecure(), (err) =>
-      err ? reject(err) : resolve(),
-    ),
-  );
+  });
+  socket = fake.socket;
 });
 
-afterAll(async () => {
-  await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => fake.close());
 
 beforeEach(() => {
   requests.length = 0;

@@ -3,23 +3,19 @@
 // Against a stand-in ProcessMonitor on a real unix socket that records the
 // spec it is sent and answers with it.
 import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { create } from "@bufbuild/protobuf";
 import { DurationSchema, timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { Server, ServerCredentials, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import {
   AddProcessResponseSchema,
   EventSchema,
   ListProcessesResponseSchema,
-  ProcessMonitor,
   ProcessSchema,
   type ProcessSpec,
   State,
 } from "@procmon/api";
-import { grpcServiceDefinition } from "@procmon/api/grpc";
 import {
   Code,
   createClient,
@@ -31,17 +27,14 @@ import {
   toPlainJson,
 } from "@procmon/client";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { type FakeDaemon, startFakeDaemon } from "./helpers/fake-daemon.js";
 
-let dir = "";
 let socket = "";
-let server: Server;
+let fake: FakeDaemon;
 const sent: ProcessSpec[] = [];
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "procmon-sdk-"));
-  socket = join(dir, "procmon.sock");
-  server = new Server();
-  const implementation = {
+  fake = await startFakeDaemon("procmon-sdk-", {
     addProcess: (
       call: { request: { process: ProcessSpec } },
       done: (err: null, r: unknown) => void,
@@ -53,22 +46,11 @@ beforeAll(async () => {
     listProcesses: (_call: unknown, done: (err: null, r: unknown) => void) => {
       done(null, create(ListProcessesResponseSchema, { lastEventSeq: 7n }));
     },
-  };
-  server.addService(
-    grpcServiceDefinition(ProcessMonitor),
-    implementation as unknown as UntypedServiceImplementation,
-  );
-  await new Promise<void>((resolve, reject) =>
-    server.bindAsync(`unix:${socket}`, ServerCredentials.createInsecure(), (err) =>
-      err ? reject(err) : resolve(),
-    ),
-  );
+  });
+  socket = fake.socket;
 });
 
-afterAll(async () => {
-  await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => fake.close());
 
 beforeEach(() => {
   sent.length = 0;

@@ -1,21 +1,12 @@
 // procmonctl start/stop/restart/rm/get with `all` and globs, against a
 // stand-in ProcessMonitor on a real unix socket (as include-stats.test.ts):
 // which names the CLI calls, what it prints, and how it exits.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
-import {
-  Server,
-  ServerCredentials,
-  status,
-  type UntypedServiceImplementation,
-} from "@grpc/grpc-js";
+import { status } from "@grpc/grpc-js";
 import {
   GetProcessResponseSchema,
   ListProcessesResponseSchema,
   type Process,
-  ProcessMonitor,
   ProcessSchema,
   RemoveProcessResponseSchema,
   RestartProcessResponseSchema,
@@ -23,9 +14,9 @@ import {
   State,
   StopProcessResponseSchema,
 } from "@procmon/api";
-import { grpcServiceDefinition } from "@procmon/api/grpc";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { runCli } from "../../src/cli/program.js";
+import { type FakeDaemon, startFakeDaemon } from "../helpers/fake-daemon.js";
 
 const NAMES = ["web-10", "api", "web-2", "web-1", "db"];
 /** Calls on this name fail, as a daemon refusing one of them would. */
@@ -34,18 +25,14 @@ const FAILING = "web-2";
 const processOf = (name: string, state = State.RUNNING): Process =>
   create(ProcessSchema, { spec: { name, args: ["sleep", "60"] }, state, pid: 100 });
 
-let dir = "";
 let socket = "";
-let server: Server;
+let fake: FakeDaemon;
 let failing: string | undefined;
 const calls: string[] = [];
 
 type Done = (err: { code: number; details: string } | null, r?: unknown) => void;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "procmon-patterns-"));
-  socket = join(dir, "procmon.sock");
-  server = new Server();
   /** A unary method of one name that answers `schema` with the process, or fails for `failing`. */
   const byName =
     (method: string, schema: Parameters<typeof create>[0], state: State) =>
@@ -58,7 +45,7 @@ beforeAll(async () => {
         done({ code: status.FAILED_PRECONDITION, details: `${name} is being removed` });
       } else done(null, create(schema, { process: processOf(name, state) }));
     };
-  const implementation = {
+  fake = await startFakeDaemon("procmon-patterns-", {
     listProcesses: (_call: unknown, done: Done) => {
       calls.push("list");
       const processes = [...NAMES].sort().map((n) => processOf(n));
@@ -69,22 +56,11 @@ beforeAll(async () => {
     stopProcess: byName("stop", StopProcessResponseSchema, State.STOPPED),
     restartProcess: byName("restart", RestartProcessResponseSchema, State.RUNNING),
     removeProcess: byName("rm", RemoveProcessResponseSchema, State.STOPPED),
-  };
-  server.addService(
-    grpcServiceDefinition(ProcessMonitor),
-    implementation as unknown as UntypedServiceImplementation,
-  );
-  await new Promise<void>((resolve, reject) =>
-    server.bindAsync(`unix:${socket}`, ServerCredentials.createInsecure(), (err) =>
-      err ? reject(err) : resolve(),
-    ),
-  );
+  });
+  socket = fake.socket;
 });
 
-afterAll(async () => {
-  await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => fake.close());
 
 beforeEach(() => {
   calls.length = 0;
